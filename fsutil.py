@@ -1,0 +1,67 @@
+"""Atomic file writes: the one recipe every runner-written file uses (SPEC §5.7).
+
+temp file in the same real directory → write → fsync → chmod → ``os.replace``; the temp
+file is removed on any failure, so no reader ever sees a half-written file and nothing
+is left behind. The directory must not be a symlink: an app could otherwise point a
+control directory somewhere else and make the runner write there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import CarError
+
+
+def _require_real_dir(directory: Path) -> None:
+    st = os.lstat(directory)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise CarError(f"refusing to write into {directory}: not a real directory")
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+
+    Raises:
+        CarError: the parent is a symlink or not a directory.
+        OSError: the write itself failed (the temp file is gone by then).
+    """
+    directory = path.parent
+    _require_real_dir(directory)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+
+
+def dumps_json(obj: Any) -> str:
+    """The one JSON encoding for files we write: sorted keys, UTF-8, trailing newline."""
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def atomic_write_json(path: Path, obj: Any, *, mode: int = 0o644) -> None:
+    """Atomically write ``obj`` as JSON with sorted keys (SPEC §5.7)."""
+    atomic_write_bytes(path, dumps_json(obj).encode("utf-8"), mode=mode)
+
+
+def fsync_dir(directory: Path) -> None:
+    """fsync a directory so a rename inside it survives a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,42 @@
+"""The Registry protocol: a small replicated hash store (the ChainStore role).
+
+Every backend guarantees (tests/contracts/test_registry.py checks each one):
+- ``hset()`` returns True only once the value is durably stored (the ack is the
+  provider's publish commit point, SPEC §7.4); a later ``hget`` on any node sees it
+  after ``hsync``.
+- Last writer wins for concurrent ``hset`` of one field.
+- ``hget()`` of a missing field returns None.
+- ``hsync()`` refreshes this node's replica of ``hkey``; it may be a no-op for
+  backends that read through to the server.
+- Transient failures raise ``RegistryUnavailable``; backends never retry themselves.
+
+Values are JSON text: the registry stores and returns them unchanged, and the consumer
+parses them as untrusted input.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Registry(Protocol):
+    """A replicated hash of hashes; see the module docstring for the guarantees."""
+
+    scheme: ClassVar[str]
+
+    def hset(self, hkey: str, key: str, value: str) -> bool:
+        """Store ``value`` under (hkey, key); True means durably acknowledged."""
+        ...
+
+    def hget(self, hkey: str, key: str) -> str | None:
+        """The value under (hkey, key), or None."""
+        ...
+
+    def hsync(self, hkey: str) -> None:
+        """Refresh the local replica of ``hkey`` (may be a no-op)."""
+        ...
+
+    def describe(self) -> str:
+        """The registry's URL with any secret removed."""
+        ...

@@ -1,0 +1,63 @@
+"""The BlobStore protocol: content-addressed storage for snapshot archives (the R1FS role).
+
+Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
+- ``put()`` is atomic: no reader ever sees a partial blob; the returned id is the CIDv1
+  of the bytes (``stores/cid.py``), so the same content always gets the same id and
+  concurrent puts of the same content are safe.
+- ``get()`` of an unknown id raises ``BlobNotFound``, never returns empty data.
+- ``get()`` verifies the bytes against the id (or, for a foreign id, against the
+  ``sha256`` the caller passes); a mismatch deletes the bad local copy and raises
+  ``BlobCorrupt``.
+- ``delete()`` of an unknown id is a no-op (retirement may race with itself).
+- Transient failures raise ``StoreUnavailable``; backends never retry themselves
+  (``stores/retrying.py`` does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
+
+# Called with (bytes_done, bytes_total or None) while a transfer runs.
+Progress = Callable[[int, int | None], None]
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Content-addressed blob storage; see the module docstring for the guarantees."""
+
+    scheme: ClassVar[str]
+
+    def put(self, src: Path, *, progress: Progress | None = None) -> str:
+        """Store the file at ``src`` and return its CID.
+
+        Raises:
+            StoreUnavailable: transient failure; nothing was stored.
+            StoreError: permanent failure.
+        """
+        ...
+
+    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+        """Return a local path holding the verified bytes of ``cid``.
+
+        The path may be the store's own file (``file://``): callers must treat it as
+        read-only and must not delete it except through ``delete(local=True)``.
+
+        Raises:
+            BlobNotFound: no such blob.
+            BlobCorrupt: bytes do not match the id / ``sha256``; the copy was deleted.
+            StoreUnavailable: transient failure.
+        """
+        ...
+
+    def delete(self, cid: str, *, remote: bool, local: bool) -> None:
+        """Delete the remote blob and/or this node's local copy; unknown ids are a no-op.
+
+        ``local=True`` never deletes a file other runners share (``file://`` store).
+        """
+        ...
+
+    def describe(self) -> str:
+        """The store's URL with any secret removed, for logs and ``car sync status``."""
+        ...

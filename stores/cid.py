@@ -1,0 +1,60 @@
+"""CIDv1 (raw codec, sha2-256, base32) for archive bytes: the id IS the digest (SPEC §7.3).
+
+Hand-written on purpose: it is four header bytes and a base32 call, and a library would
+pull in multiformats tables we never use. ``bafkrei…`` ids therefore prove integrity:
+``sha256_from_cid`` gives back the digest a downloaded copy must match.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+_PREFIX = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw codec, sha2-256, 32-byte digest
+CHUNK = 1024 * 1024
+
+
+def cid_from_sha256(digest: bytes) -> str:
+    """The CIDv1 string for a raw blob whose SHA-256 is ``digest``."""
+    if len(digest) != 32:
+        raise ValueError("sha256 digest must be 32 bytes")
+    return "b" + base64.b32encode(_PREFIX + digest).decode("ascii").lower().rstrip("=")
+
+
+def sha256_from_cid(cid: str) -> str | None:
+    """The hex SHA-256 inside a raw sha2-256 CIDv1, or None for any other kind of id."""
+    if not cid.startswith("b") or len(cid) < 10:
+        return None
+    body = cid[1:].upper()
+    body += "=" * (-len(body) % 8)
+    try:
+        raw = base64.b32decode(body)
+    except (ValueError, binascii.Error):
+        return None
+    if len(raw) != 36 or raw[:4] != _PREFIX:
+        return None
+    return raw[4:].hex()
+
+
+def is_cid(value: str) -> bool:
+    """True for a raw sha2-256 CIDv1 (the only kind our stores mint)."""
+    return sha256_from_cid(value) is not None
+
+
+def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
+    """Hex SHA-256 of a file, streamed in 1 MiB chunks (memory flat in file size)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            if progress is not None:
+                progress(len(chunk))
+    return h.hexdigest()
+
+
+def cid_for_file(path: Path) -> str:
+    """The CID of a file's bytes."""
+    return cid_from_sha256(bytes.fromhex(sha256_file(path)))

@@ -1,0 +1,168 @@
+"""SyncConfig: the validated ``SYNC`` block of a runner config (SPEC §6).
+
+Parsed once at the edge with pydantic; the rest of the code gets a frozen, typed object.
+Problems are reported all at once (``validation.format_validation_error``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
+
+from ..errors import ConfigError
+from ..validation import format_validation_error
+from . import constants as C
+
+log = logging.getLogger(__name__)
+
+StrictNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+PositiveInt = Annotated[int, Strict(), Field(ge=1)]
+
+
+class SyncConfig(BaseModel):
+    """The SYNC block. Attribute names are lower case; JSON keys are the SPEC's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: StrictBool = Field(False, alias="ENABLED", description="a JSON boolean (true/false)")
+    key: str | None = Field(
+        None,
+        alias="KEY",
+        min_length=1,
+        max_length=C.MAX_SYNC_KEY_CHARS,
+        description=f"a non-empty string of at most {C.MAX_SYNC_KEY_CHARS} characters",
+    )
+    type: Literal["provider", "consumer"] | None = Field(
+        None, alias="TYPE", description='"provider" or "consumer"'
+    )
+    poll_interval: StrictNumber = Field(
+        C.DEFAULT_POLL_INTERVAL,
+        alias="POLL_INTERVAL",
+        ge=C.MIN_POLL_INTERVAL,
+        description="a number >= 1",
+    )
+    hsync_poll_interval: StrictNumber = Field(
+        C.DEFAULT_HSYNC_POLL_INTERVAL,
+        alias="HSYNC_POLL_INTERVAL",
+        ge=C.MIN_HSYNC_POLL_INTERVAL,
+        description="a number >= 10",
+    )
+    allow_online_provider_capture: StrictBool = Field(
+        False, alias="ALLOW_ONLINE_PROVIDER_CAPTURE", description="a JSON boolean (true/false)"
+    )
+    consumer_apply_mode: Literal["offline_restart", "online_no_restart", "online_restart"] = Field(
+        C.APPLY_OFFLINE_RESTART,
+        alias="CONSUMER_APPLY_MODE",
+        description='one of "offline_restart", "online_no_restart", "online_restart"',
+    )
+    archive_format: Literal["tar.zst", "tar.gz"] = Field(
+        C.ARCHIVE_FORMAT_ZST, alias="ARCHIVE_FORMAT", description='"tar.zst" or "tar.gz"'
+    )
+    compression_level: Annotated[int, Strict()] | None = Field(
+        None, alias="COMPRESSION_LEVEL", description="an integer (zstd 1-19, gzip 1-9)"
+    )
+    max_archive_bytes: PositiveInt = Field(
+        C.DEFAULT_MAX_ARCHIVE_BYTES, alias="MAX_ARCHIVE_BYTES", description="an integer >= 1"
+    )
+    max_unpacked_bytes: PositiveInt | None = Field(
+        None, alias="MAX_UNPACKED_BYTES", description="an integer >= 1"
+    )
+    max_members: PositiveInt = Field(
+        C.DEFAULT_MAX_MEMBERS, alias="MAX_MEMBERS", description="an integer >= 1"
+    )
+    trusted_node_ids: list[Annotated[str, Strict()]] | None = Field(
+        None, alias="TRUSTED_NODE_IDS", description="null or a list of node id strings"
+    )
+
+    @model_validator(mode="after")
+    def _check_cross_field_rules(self) -> SyncConfig:
+        problems: list[str] = []
+        if self.enabled and self.key is None:
+            problems.append("KEY: required when ENABLED is true")
+        if self.enabled and self.type is None:
+            problems.append('TYPE: required when ENABLED is true ("provider" or "consumer")')
+        if self.compression_level is not None:
+            hi = 19 if self.archive_format == C.ARCHIVE_FORMAT_ZST else 9
+            if not 1 <= self.compression_level <= hi:
+                problems.append(
+                    f"COMPRESSION_LEVEL: must be 1-{hi} for {self.archive_format}, "
+                    f"got {self.compression_level}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    # --- derived values --------------------------------------------------------------
+    @property
+    def effective_compression_level(self) -> int:
+        """The configured level, or the format's default."""
+        if self.compression_level is not None:
+            return self.compression_level
+        if self.archive_format == C.ARCHIVE_FORMAT_ZST:
+            return C.DEFAULT_ZSTD_LEVEL
+        return C.DEFAULT_GZIP_LEVEL
+
+    @property
+    def effective_max_unpacked_bytes(self) -> int:
+        """MAX_UNPACKED_BYTES, defaulting to 4 x MAX_ARCHIVE_BYTES."""
+        if self.max_unpacked_bytes is not None:
+            return self.max_unpacked_bytes
+        return C.UNPACKED_TO_ARCHIVE_RATIO * self.max_archive_bytes
+
+    @property
+    def effective_apply_mode(self) -> str:
+        """Always offline_restart: path-based apply is unsafe while the app runs (SPEC §6)."""
+        return C.APPLY_OFFLINE_RESTART
+
+    @property
+    def apply_mode_note(self) -> str | None:
+        """Why the configured apply mode was overridden, for the log; None if it was not."""
+        if self.consumer_apply_mode == C.APPLY_OFFLINE_RESTART:
+            return None
+        return (
+            f"SYNC.CONSUMER_APPLY_MODE {self.consumer_apply_mode!r} resolved to "
+            "'offline_restart': applying while the app runs could race its writes"
+        )
+
+    @property
+    def is_provider(self) -> bool:
+        return self.enabled and self.type == C.ROLE_PROVIDER
+
+    @property
+    def is_consumer(self) -> bool:
+        return self.enabled and self.type == C.ROLE_CONSUMER
+
+    @classmethod
+    def parse(cls, raw: Any, *, prefix: str = "SYNC") -> SyncConfig:
+        """Validate a raw SYNC block (None means disabled).
+
+        Raises:
+            ConfigError: every problem, each line naming its key path.
+        """
+        if raw is None:
+            return cls.model_validate({})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{prefix}: must be an object, got {type(raw).__name__}")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            lines = format_validation_error(cls, exc, prefix=prefix)
+            # Cross-field problems come back as one joined value_error line; split them.
+            expanded: list[str] = []
+            for line in lines:
+                head, _, rest = line.partition(": ")
+                if head == prefix and ": " in rest:
+                    expanded.extend(f"{prefix}.{p}" for p in rest.split("; "))
+                else:
+                    expanded.append(line)
+            raise ConfigError(expanded) from None

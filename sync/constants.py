@@ -1,0 +1,118 @@
+"""The whole volume-sync data-plane vocabulary in one place (SPEC §2).
+
+File names, the registry hkey, stage labels, schema version, state names and limits.
+No code: ``cat sync/constants.py`` shows every name the app, the operator and another
+runner can see.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- system volume (SPEC §4) ---------------------------------------------------------
+SYSTEM_VOLUME_NAME: Final = "r1en_system"
+SYSTEM_VOLUME_MOUNT: Final = "/r1en_system"
+SYSTEM_VOLUME_SIZE: Final = "10M"
+VOLUME_SYNC_SUBDIR: Final = "volume-sync"
+VOLUME_SYNC_DIR: Final = f"{SYSTEM_VOLUME_MOUNT}/{VOLUME_SYNC_SUBDIR}"
+SYSTEM_ROOT_MODE: Final = 0o755
+VOLUME_SYNC_DIR_MODE: Final = 0o1777
+
+# --- env vars exported to the app (SPEC §4) -------------------------------------------
+ENV_SYSTEM_VOLUME: Final = "R1_SYSTEM_VOLUME"
+ENV_VOLUME_SYNC_DIR: Final = "R1_VOLUME_SYNC_DIR"
+ENV_SYNC_REQUEST_FILE: Final = "R1_SYNC_REQUEST_FILE"
+ENV_SYNC_TYPE: Final = "R1_SYNC_TYPE"
+ENV_SYNC_KEY: Final = "R1_SYNC_KEY"
+
+# --- control files (SPEC §5) -----------------------------------------------------------
+REQUEST_FILE: Final = "request.json"
+PROCESSING_FILE: Final = "request.json.processing"
+INVALID_FILE: Final = "request.json.invalid"
+UNSAFE_PREFIX: Final = "request.json.unsafe."
+RESPONSE_FILE: Final = "response.json"
+LAST_APPLY_FILE: Final = "last_apply.json"
+CONTROL_FILE_MODE: Final = 0o644
+
+# --- request limits (SPEC §5.1) --------------------------------------------------------
+MAX_REQUEST_BYTES: Final = 64 * 1024
+MAX_METADATA_BYTES: Final = 16 * 1024
+MAX_ARCHIVE_PATHS: Final = 64
+RAW_BODY_PREVIEW_CHARS: Final = 1024
+
+# --- runtime modes (SPEC §5.1, §6) -------------------------------------------------------
+CAPTURE_OFFLINE: Final = "offline"
+CAPTURE_ONLINE: Final = "online"
+PROVIDER_CAPTURE_MODES: Final = (CAPTURE_OFFLINE, CAPTURE_ONLINE)
+APPLY_OFFLINE_RESTART: Final = "offline_restart"
+APPLY_ONLINE_NO_RESTART: Final = "online_no_restart"
+APPLY_ONLINE_RESTART: Final = "online_restart"
+CONSUMER_APPLY_MODES: Final = (APPLY_OFFLINE_RESTART, APPLY_ONLINE_NO_RESTART, APPLY_ONLINE_RESTART)
+
+# --- roles ---------------------------------------------------------------------------
+ROLE_PROVIDER: Final = "provider"
+ROLE_CONSUMER: Final = "consumer"
+
+# --- stage labels (SPEC §5.3) ----------------------------------------------------------
+STAGE_VALIDATION: Final = "validation"
+STAGE_RUNTIME_STOP: Final = "runtime_stop"
+STAGE_ARCHIVE_BUILD: Final = "archive_build"
+STAGE_R1FS_UPLOAD: Final = "r1fs_upload"
+STAGE_CHAINSTORE_PUBLISH: Final = "chainstore_publish"
+STAGE_R1FS_DOWNLOAD: Final = "r1fs_download"
+STAGE_EXTRACT: Final = "extract"
+STAGE_COMMIT: Final = "commit"
+
+# --- registry and record wire format (SPEC §7.3) -----------------------------------------
+CHAINSTORE_HKEY: Final = "CHAINSTORE_SYNC"
+MANIFEST_SCHEMA_VERSION: Final = 1
+ARCHIVE_FORMAT_ZST: Final = "tar.zst"
+ARCHIVE_FORMAT_GZ: Final = "tar.gz"
+ARCHIVE_FORMATS: Final = (ARCHIVE_FORMAT_ZST, ARCHIVE_FORMAT_GZ)
+ENCRYPTION_DEFAULT: Final = "r1fs-default"
+KNOWN_ENCRYPTIONS: Final = (ENCRYPTION_DEFAULT,)
+DEFAULT_ZSTD_LEVEL: Final = 3
+DEFAULT_GZIP_LEVEL: Final = 6
+
+# --- SYNC config defaults and limits (SPEC §6) --------------------------------------------
+DEFAULT_POLL_INTERVAL: Final = 10.0
+MIN_POLL_INTERVAL: Final = 1.0
+DEFAULT_HSYNC_POLL_INTERVAL: Final = 60.0
+MIN_HSYNC_POLL_INTERVAL: Final = 10.0
+HSYNC_FAILURE_RETRY_CAP: Final = 30.0
+GIB: Final = 1024**3
+DEFAULT_MAX_ARCHIVE_BYTES: Final = 10 * GIB
+UNPACKED_TO_ARCHIVE_RATIO: Final = 4
+DEFAULT_MAX_MEMBERS: Final = 1_000_000
+MAX_SYNC_KEY_CHARS: Final = 128
+
+# --- quarantine backoff (SPEC §7.8) ---------------------------------------------------------
+QUARANTINE_BASE_SECONDS: Final = 60.0
+QUARANTINE_CAP_SECONDS: Final = 3600.0
+
+# --- history and state (SPEC §8) -------------------------------------------------------------
+HISTORY_DIR: Final = "sync_history"
+HISTORY_SENT: Final = "sent"
+HISTORY_RECEIVED: Final = "received"
+STATE_DIR: Final = "sync_state"
+CURRENT_APPLY_FILE: Final = "current_apply.json"
+JOURNAL_FILE: Final = "journal.json"
+HALT_FILE: Final = "halt.json"
+QUARANTINE_FILE: Final = "quarantine.json"
+STAGING_DIR: Final = "staging"
+OUTPUT_DIR: Final = "output"
+
+APPLY_STATE_PREPARING: Final = "preparing"
+APPLY_STATE_APPLYING: Final = "applying"
+APPLY_STATE_APPLIED: Final = "applied"
+APPLY_STATE_FAILED_PREFLIGHT: Final = "failed_preflight"
+APPLY_STATE_FAILED_ROLLED_BACK: Final = "failed_rolled_back"
+APPLY_STATE_UNCERTAIN: Final = "uncertain"
+APPLY_STATES: Final = (
+    APPLY_STATE_PREPARING,
+    APPLY_STATE_APPLYING,
+    APPLY_STATE_APPLIED,
+    APPLY_STATE_FAILED_PREFLIGHT,
+    APPLY_STATE_FAILED_ROLLED_BACK,
+    APPLY_STATE_UNCERTAIN,
+)

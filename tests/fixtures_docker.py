@@ -1,0 +1,1 @@
+"""Fixtures module (placeholder until its owner fills it in)."""
