@@ -1,0 +1,138 @@
+"""Where things live on the host: the data directory layout of SPEC §3.2.
+
+One place computes every path, so the runner, volume-sync and the CLI agree. Nothing
+here creates directories except ``InstancePaths.ensure()``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .sync import constants as C
+
+
+def default_data_dir() -> Path:
+    """``CAR_DATA_DIR``, else /var/lib/car for root, else ~/.local/share/car."""
+    env = os.environ.get("CAR_DATA_DIR")
+    if env:
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/var/lib/car")
+    return Path.home() / ".local" / "share" / "car"
+
+
+@dataclass(frozen=True, slots=True)
+class DataDir:
+    """The whole data directory: instances plus the embedded shared backends."""
+
+    root: Path
+
+    @property
+    def instances(self) -> Path:
+        return self.root / "instances"
+
+    @property
+    def container_volumes(self) -> Path:
+        return self.root / "container_volumes"
+
+    @property
+    def shared_blobs(self) -> Path:
+        return self.root / "shared" / "blobs"
+
+    @property
+    def shared_registry(self) -> Path:
+        return self.root / "shared" / "registry.sqlite"
+
+    def instance(self, instance_id: str) -> InstancePaths:
+        return InstancePaths(self, instance_id)
+
+    def instance_ids(self) -> list[str]:
+        """Every instance that has a folder here, sorted."""
+        if not self.instances.is_dir():
+            return []
+        return sorted(p.name for p in self.instances.iterdir() if p.is_dir())
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePaths:
+    """Per-instance "plugin data" (never mounted in the app) and its legacy volume dirs."""
+
+    data: DataDir
+    instance_id: str
+
+    @property
+    def root(self) -> Path:
+        return self.data.instances / self.instance_id
+
+    @property
+    def fixed_volumes(self) -> Path:
+        return self.root / "fixed_volumes"
+
+    def volume_image(self, name: str) -> Path:
+        return self.fixed_volumes / "images" / f"{name}.img"
+
+    def volume_meta(self, name: str) -> Path:
+        return self.fixed_volumes / "meta" / f"{name}.json"
+
+    def volume_mount(self, name: str) -> Path:
+        return self.fixed_volumes / "mounts" / name
+
+    def legacy_volume(self, name: str) -> Path:
+        return self.data.container_volumes / f"{self.instance_id}_{name}"
+
+    @property
+    def file_volumes(self) -> Path:
+        return self.root / "file_volumes"
+
+    @property
+    def system_mount(self) -> Path:
+        return self.volume_mount(C.SYSTEM_VOLUME_NAME)
+
+    @property
+    def volume_sync_dir(self) -> Path:
+        """Host path of /r1en_system/volume-sync (inside the mounted system volume)."""
+        return self.system_mount / C.VOLUME_SYNC_SUBDIR
+
+    @property
+    def sync_history(self) -> Path:
+        return self.root / C.HISTORY_DIR
+
+    @property
+    def history_sent(self) -> Path:
+        return self.sync_history / C.HISTORY_SENT
+
+    @property
+    def history_received(self) -> Path:
+        return self.sync_history / C.HISTORY_RECEIVED
+
+    @property
+    def sync_state(self) -> Path:
+        return self.root / C.STATE_DIR
+
+    @property
+    def output(self) -> Path:
+        return self.root / C.OUTPUT_DIR
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def runner_state(self) -> Path:
+        """What the runner publishes about itself (role, key, backends) for `car sync status`."""
+        return self.root / "runner.json"
+
+    def ensure(self) -> None:
+        """Create the private per-instance folders (0700: they hold host paths and state)."""
+        for path in (
+            self.root,
+            self.history_sent,
+            self.history_received,
+            self.sync_state,
+            self.output,
+            self.logs,
+        ):
+            path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o700)
