@@ -58,3 +58,17 @@ def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> st
 def cid_for_file(path: Path) -> str:
     """The CID of a file's bytes."""
     return cid_from_sha256(bytes.fromhex(sha256_file(path)))
+
+
+# Ids a store accepts: our CIDs and foreign ids alike. One path component, never starting
+# with "." (temp files do), so an id taken from an untrusted record cannot escape the store.
+_BLOB_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._=-")
+
+
+def is_safe_blob_id(blob_id: str) -> bool:
+    """True if ``blob_id`` can be used as a file name / object key component as is."""
+    return (
+        0 < len(blob_id) <= 255
+        and not blob_id.startswith((".", "-"))
+        and all(c in _BLOB_ID_CHARS for c in blob_id)
+    )

@@ -1,7 +1,10 @@
 """MemoryBlobStore: a real, in-process BlobStore for fast orchestration tests.
 
-It passes the same contract suite as the real backends, which keeps it honest. Blobs
-live in a dict; ``get`` materialises a verified copy under ``cache_dir``.
+It passes the same contract suite as the real backends, which keeps it honest: same id
+checks, same verification on ``get`` (a mismatch deletes the local copy and raises
+``BlobCorrupt``), same no-op delete of unknown ids. Blobs live in a dict; ``get``
+materialises a verified copy under ``cache_dir``. Several runners in one test may share
+one instance (one lock guards the dict).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BlobCorrupt, BlobNotFound
+from ..errors import BlobNotFound
 from ..fsutil import atomic_write_bytes
 from .base import Progress
-from .cid import cid_from_sha256, sha256_file, sha256_from_cid
+from .blobfiles import check_blob_id, expected_sha256, verify_or_delete
+from .cid import cid_from_sha256
 
 
 class MemoryBlobStore:
@@ -31,6 +35,7 @@ class MemoryBlobStore:
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     def put(self, src: Path, *, progress: Progress | None = None) -> str:
+        """Keep the bytes of ``src`` and return their CID."""
         data = src.read_bytes()
         cid = cid_from_sha256(hashlib.sha256(data).digest())
         with self._lock:
@@ -40,21 +45,27 @@ class MemoryBlobStore:
         return cid
 
     def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+        """Write a verified copy of ``cid`` to ``cache_dir/<cid>`` and return it.
+
+        Raises:
+            BlobNotFound: no such blob.
+            BlobCorrupt: the bytes do not match; the local copy was deleted.
+            StoreError: invalid id, or a foreign id without ``sha256``.
+        """
+        check_blob_id(cid)
+        expected = expected_sha256(cid, sha256)
         with self._lock:
             data = self._blobs.get(cid)
         if data is None:
             raise BlobNotFound(cid)
         dest = self.cache_dir / cid
         atomic_write_bytes(dest, data)
-        expected = sha256_from_cid(cid) or sha256
-        if expected is not None and sha256_file(dest) != expected:
-            os.unlink(dest)
-            raise BlobCorrupt(cid, f"blob {cid} does not match its digest")
-        if progress is not None:
-            progress(len(data), len(data))
+        verify_or_delete(dest, cid, expected, progress)
         return dest
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
+        """Forget the blob (``remote``) and/or remove the local copy (``local``)."""
+        check_blob_id(cid)
         if remote:
             with self._lock:
                 self._blobs.pop(cid, None)
@@ -63,6 +74,7 @@ class MemoryBlobStore:
                 os.unlink(self.cache_dir / cid)
 
     def describe(self) -> str:
+        """``memory://`` (nothing secret, nothing to locate)."""
         return "memory://"
 
     # Test helpers (not part of the Protocol).
@@ -70,6 +82,12 @@ class MemoryBlobStore:
         """Replace a blob's bytes, to simulate storage corruption in tests."""
         with self._lock:
             self._blobs[cid] = data
+
+    def add(self, blob_id: str, data: bytes) -> None:
+        """Store ``data`` under any id (a foreign, non-CID id), as another tool would."""
+        check_blob_id(blob_id)
+        with self._lock:
+            self._blobs[blob_id] = data
 
     def cids(self) -> set[str]:
         """Ids currently stored remotely."""

@@ -1,0 +1,80 @@
+"""Open a registry by URL: the scheme table, lazy imports, and the retry wrapper.
+
+``KNOWN_REGISTRIES`` maps a URL scheme to ``"module:Class"``, imported only when a URL
+uses it (redis-py is an optional extra). Every registry returned is wrapped in
+``RetryingRegistry``. Each backend class provides ``from_url(url)`` and
+``check_url(url)`` (parsing only, no I/O).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ..backend_urls import load_backend_class, redact_url
+from ..retry_policy import RetryPolicy
+from .base import Registry
+from .retrying import RetryingRegistry
+
+__all__ = [
+    "KNOWN_REGISTRIES",
+    "default_registry_url",
+    "open_registry",
+    "redact_url",
+    "validate_registry_url",
+]
+
+URL_KEY = "STORAGE.REGISTRY"
+KNOWN_REGISTRIES = MappingProxyType(
+    {
+        "sqlite": "container_apps.registries.sqlite:SqliteRegistry",
+        "redis": "container_apps.registries.redis:RedisRegistry",
+        "rediss": "container_apps.registries.redis:RedisRegistry",
+    }
+)
+_EXTRAS = MappingProxyType({"redis": ("redis", "redis-py"), "rediss": ("redis", "redis-py")})
+
+
+def _registry_class(url: str) -> Any:
+    return load_backend_class(
+        url,
+        key=URL_KEY,
+        known=KNOWN_REGISTRIES,
+        extras=_EXTRAS,
+        example="sqlite:///path/registry.sqlite or redis://127.0.0.1:6379/0",
+    )
+
+
+def validate_registry_url(url: str) -> None:
+    """Check ``url`` without touching the network or the disk.
+
+    Raises:
+        ConfigError: "STORAGE.REGISTRY: ..." for a malformed URL, an unknown scheme (with
+            the known schemes listed) or a missing optional dependency (with the hint).
+    """
+    _registry_class(url).check_url(url)
+
+
+def open_registry(url: str, *, policy: RetryPolicy | None = None) -> Registry:
+    """Open the registry at ``url``, wrapped in the retry policy.
+
+    Args:
+        url: a ``sqlite:///`` or ``redis://`` / ``rediss://`` URL (SPEC §9).
+        policy: retry policy; the default suits production, tests inject a fast one.
+
+    Returns:
+        A ``RetryingRegistry`` around the backend.
+
+    Raises:
+        ConfigError: the URL is invalid (see ``validate_registry_url``).
+        RegistryError: the backend could not be set up (e.g. unreadable sqlite file).
+    """
+    validate_registry_url(url)
+    inner: Registry = _registry_class(url).from_url(url)
+    return RetryingRegistry(inner, policy)
+
+
+def default_registry_url(data_root: Path) -> str:
+    """The embedded default: ``sqlite://<data>/shared/registry.sqlite`` (SPEC §3.2)."""
+    return f"sqlite://{data_root.absolute() / 'shared' / 'registry.sqlite'}"

@@ -1,0 +1,142 @@
+"""SqliteRegistry (``sqlite:///abs/path``): the embedded default registry, one file per host.
+
+Layout (SPEC §9, part of the contract): one table
+``registry(hkey TEXT, key TEXT, value TEXT NOT NULL, updated_at REAL, PRIMARY KEY (hkey, key))``
+holding the record JSON, so an operator can inspect it with the ``sqlite3`` shell.
+
+Several runner processes share the file: WAL lets readers run beside a writer, a busy
+timeout makes writers queue instead of failing, and each ``hset`` is one autocommit
+statement with ``synchronous=FULL``, so the ack means the row is on disk. Each call opens
+its own connection: cheap next to a snapshot, and safe across threads and forks. A
+database still locked after the busy timeout is ``RegistryUnavailable`` (retried).
+Only absolute paths are accepted: a relative one would depend on the working directory.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..backend_urls import absolute_path, query_params, split_url
+from ..errors import RegistryError, RegistryUnavailable
+
+URL_KEY = "STORAGE.REGISTRY"
+EXAMPLE_URL = "sqlite:///var/lib/car/shared/registry.sqlite"
+BUSY_TIMEOUT_S = 10.0
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS registry (hkey TEXT, key TEXT, value TEXT NOT NULL, "
+    "updated_at REAL, PRIMARY KEY (hkey, key))"
+)
+_UPSERT = (
+    "INSERT INTO registry (hkey, key, value, updated_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (hkey, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+)
+_TRANSIENT_MARKERS = ("database is locked", "database table is locked", "busy")
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteRegistryConfig:
+    """The database file."""
+
+    path: Path
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteRegistryConfig:
+        """Parse ``sqlite:///abs/path``.
+
+        Raises:
+            ConfigError: host part, relative path, or any query parameter.
+        """
+        parts = split_url(url, key=URL_KEY, schemes=("sqlite",))
+        query_params(parts, key=URL_KEY, allowed=())
+        return cls(absolute_path(parts, key=URL_KEY, example=EXAMPLE_URL))
+
+
+class SqliteRegistry:
+    """The registry table in one SQLite file shared by this host's runners."""
+
+    scheme: ClassVar[str] = "sqlite"
+
+    def __init__(self, config: SqliteRegistryConfig) -> None:
+        self.path = config.path
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RegistryError(
+                f"cannot create {self.path.parent} for {self.describe()}: {exc.strerror}",
+                hint="fix STORAGE.REGISTRY or the directory's permissions",
+            ) from exc
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(_SCHEMA)
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Parse ``url`` without any I/O.
+
+        Raises:
+            ConfigError: the URL is malformed for this backend.
+        """
+        SqliteRegistryConfig.from_url(url)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteRegistry:
+        """Open (and create if needed) the database of a ``sqlite:///`` URL."""
+        return cls(SqliteRegistryConfig.from_url(url))
+
+    def hset(self, hkey: str, key: str, value: str) -> bool:
+        """Upsert (hkey, key) in its own transaction; True once committed (fsynced).
+
+        Raises:
+            RegistryUnavailable: still locked by another process after the busy timeout.
+            RegistryError: the file is unreadable or not a database.
+        """
+        with self._connect() as conn:
+            conn.execute(_UPSERT, (hkey, key, value, time.time()))
+        return True
+
+    def hget(self, hkey: str, key: str) -> str | None:
+        """The value under (hkey, key), or None.
+
+        Raises:
+            RegistryUnavailable: locked after the busy timeout.
+            RegistryError: the file is unreadable or not a database.
+        """
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT value FROM registry WHERE hkey = ? AND key = ?", (hkey, key)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def hsync(self, hkey: str) -> None:
+        """No-op: every read goes to the shared file."""
+
+    def describe(self) -> str:
+        """``sqlite://<path>`` (no secrets in a path)."""
+        return f"sqlite://{self.path}"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A fresh autocommit connection; sqlite3 errors become our registry errors."""
+        try:
+            with closing(
+                sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            ) as conn:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                conn.execute("PRAGMA synchronous = FULL")
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if any(marker in str(exc).lower() for marker in _TRANSIENT_MARKERS):
+                raise RegistryUnavailable(f"{self.describe()}: {exc}") from exc
+            raise RegistryError(
+                f"{self.describe()}: {exc}", hint="check the path and its permissions"
+            ) from exc
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(
+                f"{self.describe()}: {exc}", hint="the file is not a registry database"
+            ) from exc

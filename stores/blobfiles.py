@@ -1,0 +1,115 @@
+"""Blob file helpers every store shares: id checks, streaming copy-and-hash, verification.
+
+Written once so that each backend gets the same guarantees (stores/base.py): ids from
+untrusted records cannot escape the store, files are copied and hashed in 1 MiB chunks
+(memory stays flat in file size), temp files live in the destination directory and are
+removed on any failure, and a copy that does not match its digest is deleted before
+``BlobCorrupt`` is raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from ..errors import BlobCorrupt, StoreError
+from .base import Progress
+from .cid import CHUNK, is_safe_blob_id, sha256_from_cid
+
+
+def check_blob_id(blob_id: str) -> None:
+    """Refuse ids that are not a single safe name (they come from untrusted records).
+
+    Raises:
+        StoreError: the id contains a path separator, starts with '.', or is empty/too long.
+    """
+    if not isinstance(blob_id, str) or not is_safe_blob_id(blob_id):
+        raise StoreError(
+            f"invalid blob id {blob_id!r}",
+            hint="ids are CIDs (bafkrei...) or names of [A-Za-z0-9._=-] not starting with '.'",
+        )
+
+
+def expected_sha256(blob_id: str, sha256: str | None) -> str:
+    """The hex digest a copy of ``blob_id`` must have: from the CID, else the caller's.
+
+    Raises:
+        StoreError: a foreign id with no ``sha256``; the bytes could not be verified.
+    """
+    digest = sha256_from_cid(blob_id) or sha256
+    if digest is None:
+        raise StoreError(
+            f"cannot verify blob {blob_id}: not a sha2-256 CID and no sha256 given",
+            hint="records for foreign ids must carry manifest.archive_sha256",
+        )
+    return digest.lower()
+
+
+def hash_stream(handle: BinaryIO, total: int | None, progress: Progress | None) -> str:
+    """Hex SHA-256 of everything left in ``handle``, reporting (done, total)."""
+    h = hashlib.sha256()
+    done = 0
+    while chunk := handle.read(CHUNK):
+        h.update(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
+    return h.hexdigest()
+
+
+def copy_hashing(src: Path, directory: Path, progress: Progress | None = None) -> tuple[Path, str]:
+    """Copy ``src`` into a fsynced temp file in ``directory``; return (temp path, sha256 hex).
+
+    The caller renames the temp file into place (or unlinks it). On failure nothing is
+    left behind.
+    """
+    total = os.stat(src).st_size
+    fd, tmp_name = tempfile.mkstemp(prefix=".put-", suffix=".tmp", dir=directory)
+    try:
+        h = hashlib.sha256()
+        done = 0
+        with open(src, "rb") as reader, os.fdopen(fd, "wb") as writer:
+            while chunk := reader.read(CHUNK):
+                h.update(chunk)
+                writer.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+            writer.flush()
+            os.fsync(writer.fileno())
+        os.chmod(tmp_name, 0o644)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    return Path(tmp_name), h.hexdigest()
+
+
+def verify_or_delete(path: Path, blob_id: str, expected: str, progress: Progress | None) -> None:
+    """Hash ``path``; if it does not match ``expected``, delete it and raise.
+
+    Only the file that was hashed is deleted: if a concurrent put already replaced it
+    with a good copy (another inode), that copy stays.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        BlobCorrupt: the digest differs; the bad copy is gone.
+    """
+    with open(path, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        actual = hash_stream(handle, st.st_size, progress)
+    if actual == expected:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        now = os.stat(path)
+        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+            os.unlink(path)
+    raise BlobCorrupt(
+        blob_id,
+        f"blob {blob_id} is corrupt: sha256 {actual} != expected {expected}; copy deleted",
+        hint="put the archive again or publish a new snapshot",
+    )

@@ -1,0 +1,75 @@
+"""Open a blob store by URL: the scheme table, lazy imports, and the retry wrapper.
+
+``KNOWN_STORES`` maps a URL scheme to ``"module:Class"``; the module is imported only
+when a URL uses it, so boto3 is needed only by an ``s3://`` deployment, and a missing
+extra becomes a one-line ``ConfigError`` with the pip command (G3). Every store
+returned is wrapped in ``RetryingStore``. Each backend class provides
+``from_url(url, *, cache_dir)`` and ``check_url(url)`` (parsing only, no I/O).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ..backend_urls import load_backend_class
+from ..retry_policy import RetryPolicy
+from .base import BlobStore
+from .retrying import RetryingStore
+
+URL_KEY = "STORAGE.BLOBS"
+KNOWN_STORES = MappingProxyType(
+    {
+        "file": "container_apps.stores.local:FileBlobStore",
+        "s3": "container_apps.stores.s3:S3BlobStore",
+    }
+)
+# scheme -> (pip extra, module it needs); the hint names our extra (borgstore wording).
+_EXTRAS = MappingProxyType({"s3": ("s3", "boto3")})
+
+
+def _store_class(url: str) -> Any:
+    return load_backend_class(
+        url,
+        key=URL_KEY,
+        known=KNOWN_STORES,
+        extras=_EXTRAS,
+        example="file:///dir or s3://bucket/prefix",
+    )
+
+
+def validate_store_url(url: str) -> None:
+    """Check ``url`` without touching the network or the disk.
+
+    Raises:
+        ConfigError: "STORAGE.BLOBS: ..." for a malformed URL, an unknown scheme (with the
+            known schemes listed) or a missing optional dependency (with the install hint).
+    """
+    _store_class(url).check_url(url)
+
+
+def open_store(url: str, *, cache_dir: Path, policy: RetryPolicy | None = None) -> BlobStore:
+    """Open the store at ``url``, wrapped in the retry policy.
+
+    Args:
+        url: a ``file://`` or ``s3://`` URL (SPEC §9).
+        cache_dir: this node's local download directory (created if missing).
+        policy: retry policy; the default suits production, tests inject a fast one.
+
+    Returns:
+        A ``RetryingStore`` around the backend.
+
+    Raises:
+        ConfigError: the URL is invalid (see ``validate_store_url``).
+        StoreError: the backend could not be set up (e.g. directory not creatable).
+    """
+    validate_store_url(url)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    inner: BlobStore = _store_class(url).from_url(url, cache_dir=cache_dir)
+    return RetryingStore(inner, policy)
+
+
+def default_store_url(data_root: Path) -> str:
+    """The embedded default: ``file://<data>/shared/blobs`` (SPEC §3.2)."""
+    return f"file://{data_root.absolute() / 'shared' / 'blobs'}"

@@ -1,0 +1,133 @@
+"""FileBlobStore (``file:///DIR``): the embedded default blob store, one directory per host.
+
+Layout (SPEC §9, part of the contract): ``<dir>/<cid>``, one file per blob named by its
+CID, so ``sha256sum`` checks a blob by hand. Every runner on the host shares the
+directory: a put is a streamed copy into a temp file in the same directory, fsync, then
+``os.replace``, so readers never see a partial blob and concurrent puts of the same
+content both land the same bytes. ``get`` returns the stored file itself (no second
+copy), which is why ``delete(local=True)`` never removes it: other runners share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from ..backend_urls import absolute_path, query_params, split_url
+from ..errors import BlobNotFound, StoreError
+from ..fsutil import fsync_dir
+from .base import Progress
+from .blobfiles import check_blob_id, copy_hashing, expected_sha256, verify_or_delete
+from .cid import cid_from_sha256
+
+URL_KEY = "STORAGE.BLOBS"
+EXAMPLE_URL = "file:///var/lib/car/shared/blobs"
+
+
+@dataclass(frozen=True, slots=True)
+class FileStoreConfig:
+    """Where the blobs live: an absolute directory."""
+
+    directory: Path
+
+    @classmethod
+    def from_url(cls, url: str) -> FileStoreConfig:
+        """Parse ``file:///abs/dir``.
+
+        Raises:
+            ConfigError: host part, relative path, or any query parameter.
+        """
+        parts = split_url(url, key=URL_KEY, schemes=("file",))
+        query_params(parts, key=URL_KEY, allowed=())
+        return cls(absolute_path(parts, key=URL_KEY, example=EXAMPLE_URL))
+
+
+class FileBlobStore:
+    """Content-addressed directory of blobs shared by the runners of one host."""
+
+    scheme: ClassVar[str] = "file"
+
+    def __init__(self, config: FileStoreConfig) -> None:
+        self.directory = config.directory
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create blob directory {self.directory}: {exc.strerror}",
+                hint="fix STORAGE.BLOBS or the directory's permissions",
+            ) from exc
+
+    @staticmethod
+    def check_url(url: str) -> None:
+        """Parse ``url`` without any I/O.
+
+        Raises:
+            ConfigError: the URL is malformed for this backend.
+        """
+        FileStoreConfig.from_url(url)
+
+    @classmethod
+    def from_url(cls, url: str, *, cache_dir: Path) -> FileBlobStore:
+        """Open ``file:///DIR``; ``cache_dir`` is unused (get returns the stored file)."""
+        del cache_dir
+        return cls(FileStoreConfig.from_url(url))
+
+    def put(self, src: Path, *, progress: Progress | None = None) -> str:
+        """Copy ``src`` into the store atomically and return its CID.
+
+        Raises:
+            StoreError: the copy failed (disk full, permissions); nothing was stored.
+        """
+        try:
+            tmp, digest = copy_hashing(src, self.directory, progress)
+        except OSError as exc:
+            raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
+        cid = cid_from_sha256(bytes.fromhex(digest))
+        try:
+            # Replacing an existing copy is harmless (same bytes) and heals a corrupt one.
+            os.replace(tmp, self.directory / cid)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
+        return cid
+
+    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+        """Return the stored file for ``cid`` after verifying its bytes.
+
+        Raises:
+            BlobNotFound: no such blob.
+            BlobCorrupt: the bytes do not match; the stored copy was deleted.
+            StoreError: invalid id, or a foreign id without ``sha256``.
+        """
+        check_blob_id(cid)
+        expected = expected_sha256(cid, sha256)
+        path = self.directory / cid
+        try:
+            verify_or_delete(path, cid, expected, progress)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(cid) from exc
+        except OSError as exc:
+            raise StoreError(f"get of {cid} from {self.describe()} failed: {exc}") from exc
+        return path
+
+    def delete(self, cid: str, *, remote: bool, local: bool) -> None:
+        """Remove the blob when ``remote``; ``local`` is a no-op (the file is shared).
+
+        Raises:
+            StoreError: invalid id.
+        """
+        check_blob_id(cid)
+        if remote:
+            # Missing already: retirement raced with itself or the blob never landed.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.directory / cid)
+        del local  # get() returned the shared store file itself; never delete it here
+
+    def describe(self) -> str:
+        """``file://<dir>`` (there are no secrets in a path)."""
+        return f"file://{self.directory}"

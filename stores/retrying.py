@@ -1,0 +1,49 @@
+"""RetryingStore: any BlobStore with the transient-error retry policy applied.
+
+Backends classify, this wrapper retries (G3, like restic's ``retry.Backend``). Every
+store operation is idempotent (content-addressed put, verified get, no-op delete of a
+missing id), so retrying a call that may have half-happened is safe. ``open_store``
+returns stores already wrapped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from ..retry_policy import RetryPolicy
+from .base import BlobStore, Progress
+
+
+class RetryingStore:
+    """Delegates to ``inner``, retrying ``StoreUnavailable`` per ``policy``."""
+
+    scheme: ClassVar[str] = "retrying"
+
+    def __init__(self, inner: BlobStore, policy: RetryPolicy | None = None) -> None:
+        self.inner = inner
+        self.policy = policy or RetryPolicy()
+
+    def put(self, src: Path, *, progress: Progress | None = None) -> str:
+        """``inner.put`` with retries (see ``BlobStore.put``)."""
+        return self.policy.call(
+            lambda: self.inner.put(src, progress=progress), what=f"put to {self.describe()}"
+        )
+
+    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+        """``inner.get`` with retries (see ``BlobStore.get``)."""
+        return self.policy.call(
+            lambda: self.inner.get(cid, sha256=sha256, progress=progress),
+            what=f"get {cid} from {self.describe()}",
+        )
+
+    def delete(self, cid: str, *, remote: bool, local: bool) -> None:
+        """``inner.delete`` with retries (see ``BlobStore.delete``)."""
+        self.policy.call(
+            lambda: self.inner.delete(cid, remote=remote, local=local),
+            what=f"delete {cid} from {self.describe()}",
+        )
+
+    def describe(self) -> str:
+        """The inner store's redacted URL."""
+        return self.inner.describe()
