@@ -1,0 +1,226 @@
+"""ContainerAppRunnerPlugin: one app container, its volumes and the monitoring loop.
+
+The plugin composes thin mixins (volumes, sync) and owns only the lifecycle order of
+SPEC §3.3; the decisions live in plain classes: ``RestartPolicy`` (when to restart),
+``AppContainer`` (confirmed stop, start with the same spec), ``VolumeProvisioner``
+(volumes), ``images`` (pull policy, default owner).
+
+Two stop paths, kept apart on purpose:
+- the *full restart* (restart policy): confirmed stop, release every volume, provision
+  again, start;
+- the *runtime-only* path sync uses through ``_container_control()``: confirmed stop and
+  start of the container while every volume stays mounted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from .app_container import AppContainer
+from .docker_runtime import ContainerSpec, DockerRuntime
+from .errors import CarError
+from .images import ensure_image, image_owner
+from .layout import DataDir, InstancePaths
+from .mixins.volumes import _VolumesMixin
+from .restart_policy import Action, RestartDecision, RestartPolicy
+from .runner_config import RunnerConfig
+from .shutdown import stop_signals
+from .sync.container_control import ContainerControl
+from .sync.mixin import _SyncMixin
+from .volumes.binding import VolumeBinding
+from .volumes.system_volume import system_env
+
+
+class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
+    """Runs one app container as configured; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        data_dir: DataDir,
+        *,
+        runtime: DockerRuntime | None = None,
+        log: logging.Logger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.paths: InstancePaths = data_dir.instance(config.instance_id)
+        self.runtime = runtime or DockerRuntime()
+        self.log = log or logging.getLogger(f"car.{config.instance_id}")
+        self.bindings: list[VolumeBinding] = []
+        self.system_volume_error: str | None = None
+        self.clock = clock
+        self.restart_policy = RestartPolicy(
+            config.restart_policy,
+            initial=config.restart_backoff_initial,
+            maximum=config.restart_backoff_max,
+            multiplier=config.restart_backoff_multiplier,
+            max_retries=config.restart_max_retries,
+            clock=clock,
+        )
+        self.app = AppContainer(
+            self.runtime,
+            self._container_spec(),
+            stop_timeout=config.stop_timeout,
+            logs_dir=self.paths.logs,
+            log=self.log,
+        )
+        self.stop_requested = threading.Event()
+        self.finished: RestartDecision | None = None  # set when the policy gave up
+        self.final_exit_code: int | None = None
+        self._default_owner: tuple[int, int] | None = None
+        self._began = False  # start() touched Docker or volumes: stop() has work to do
+        self._ever_started = False  # the container was started at least once
+
+    # --- what sync sees -----------------------------------------------------------------
+    def _container_control(self) -> ContainerControl:
+        """The runtime-only stop/start path (volumes stay mounted)."""
+        return self.app
+
+    # --- start --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Image, volumes, env, sync setup, then the container (SPEC §3.3).
+
+        Raises:
+            ContainerRuntimeError: Docker failed or the image is unavailable.
+            VolumeError: a data volume could not be provisioned.
+        """
+        cfg = self.config
+        self.paths.ensure()
+        ensure_image(self.runtime, cfg.image, cfg.image_pull_policy, self.log)
+        self._began = True
+        self._default_owner = image_owner(self.runtime, cfg.image, cfg.container_user, self.log)
+        self.app.stop_confirmed()  # a container left by a crashed run of this instance
+        self._provision()
+        self._sync_setup()
+        if self._sync_may_start():
+            self._start_container()
+        else:
+            self.log.warning("container %s not started: sync holds the start", self.app.name)
+
+    def _provision(self) -> None:
+        self._volumes_provision(self._default_owner)
+        self.app.spec = self._container_spec()
+
+    def _start_container(self) -> None:
+        self.app.start()
+        self.restart_policy.started()
+        self._ever_started = True
+
+    def _container_spec(self) -> ContainerSpec:
+        cfg = self.config
+        env = cfg.app_env()
+        if self.system_volume_error is None and self.bindings:
+            env.update(system_env(cfg.sync))  # system vars override same-named ENV (SPEC §4)
+        res = cfg.container_resources
+        return ContainerSpec(
+            instance_id=cfg.instance_id,
+            image=cfg.image,
+            data_dir=str(self.data_dir.root.absolute()),
+            command=cfg.container_start_command,
+            entrypoint=cfg.container_entrypoint,
+            user=cfg.container_user,
+            env=env,
+            bindings=tuple(self.bindings),
+            network_mode=cfg.network_mode,
+            cpu=res.cpu,
+            memory=res.memory,
+            ports=res.ports,
+        )
+
+    # --- loop ---------------------------------------------------------------------------
+    def run_once(self, now: float) -> None:
+        """One monitoring iteration: restart policy when down, sync tick when running."""
+        if self.finished is not None:
+            return
+        state = self.app.state()
+        if state is not None and state.running:
+            self._sync_tick(now)
+            return
+        if not self._ever_started:  # held back at start (sync halt): no exit to judge
+            if self._sync_may_start():
+                self._start_container()
+            return
+        self._apply_restart_policy(state.exit_code if state is not None else None)
+
+    def _apply_restart_policy(self, exit_code: int | None) -> None:
+        fresh = self.restart_policy.pending is None
+        decision = self.restart_policy.exited(exit_code)
+        if fresh:
+            self.log.warning(
+                "container %s exited (code %s): %s", self.app.name, exit_code, decision.reason
+            )
+        if decision.action is Action.GIVE_UP:
+            self.finished = decision
+            self.final_exit_code = exit_code
+            return
+        if self.restart_policy.due() and self._sync_may_start():
+            self._full_restart()
+
+    def _full_restart(self) -> None:
+        """Restart-policy path: confirmed stop, volumes released and provisioned again."""
+        try:
+            self.app.stop_confirmed()
+            self._volumes_release()
+            self._provision()
+            self._start_container()
+        except CarError as exc:
+            self.log.error("restart of %s failed: %s", self.app.name, exc)
+            self.restart_policy.started()  # count the failed attempt as a crash at once
+            self.restart_policy.exited(None)
+
+    def run_forever(self) -> int:
+        """Start, loop every PROCESS_DELAY until a signal or the policy gives up, stop.
+
+        Returns:
+            0 after a requested stop or when the app's last exit was 0; else 1.
+
+        Raises:
+            CarError: start or stop failed (stop still released what it could).
+            ForcedExit: a second signal abandoned the graceful stop.
+        """
+        with stop_signals(self.stop_requested.set, self.log):
+            try:
+                self.start()
+                while not self.stop_requested.is_set() and self.finished is None:
+                    self.run_once(self.clock())
+                    self.stop_requested.wait(self.config.process_delay)
+            finally:
+                self.stop()
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        if self.finished is None or self.stop_requested.is_set():
+            return 0
+        return 0 if self.final_exit_code == 0 else 1
+
+    # --- stop ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop and remove the container, save its logs, shut sync down, release volumes.
+
+        Idempotent; every step runs even if an earlier one failed.
+
+        Raises:
+            CarError: listing the steps that failed (after all were attempted).
+        """
+        if not self._began:
+            return
+        problems: list[str] = []
+        for step, action in (
+            ("container stop", self.app.stop_confirmed),
+            ("sync shutdown", self._sync_shutdown),
+            ("volume release", self._volumes_release),
+        ):
+            try:
+                action()
+            except CarError as exc:
+                self.log.error("%s failed: %s", step, exc)
+                problems.append(f"{step}: {exc}")
+        if problems:
+            raise CarError("stop incomplete: " + "; ".join(problems))
+        self._began = False
+        self.log.info("runner %s stopped; nothing left running or mounted", self.config.instance_id)

@@ -1,0 +1,360 @@
+"""RunnerConfig: the validated runner config file of SPEC §3.1.
+
+Parsed once at the edge with pydantic; everything after ``load_runner_config`` works with
+a frozen, typed object. Every problem is reported at once with its key path
+(``validation.format_validation_error``), so ``car run`` can exit 2 before touching
+Docker or volumes. The SYNC block is ``sync.config.SyncConfig`` (reused, not redefined)
+and the volume entries are the volume layer's own specs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    Strict,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
+
+from .errors import ConfigError
+from .sync.config import SyncConfig
+from .validation import format_validation_error
+from .volumes.specs import (
+    FileVolumeSpec,
+    FixedVolumeSpec,
+    normalize_container_path,
+    validate_volume_name,
+)
+
+INSTANCE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+NODE_ID_ENV = "CAR_NODE_ID"
+YAML_SUFFIXES = (".yaml", ".yml")
+
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+def _env_value(value: Any) -> str | int | float | bool:
+    # One check instead of a pydantic union, which would report one line per member.
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise PydanticCustomError("env_value", "not a string, number or boolean")
+
+
+def _command(value: Any) -> str | list[str]:
+    if isinstance(value, str) or (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    ):
+        return value
+    raise PydanticCustomError("command", "not a string or list of strings")
+
+
+EnvValue = Annotated[str | int | float | bool, PlainValidator(_env_value)]
+Command = Annotated[str | list[str], PlainValidator(_command)]
+VolumeName = Annotated[str, AfterValidator(validate_volume_name)]
+ContainerPath = Annotated[str, AfterValidator(normalize_container_path)]
+
+
+def default_node_id() -> str:
+    """``CAR_NODE_ID`` if set, else this host's name (SPEC §3.1)."""
+    return os.environ.get(NODE_ID_ENV) or socket.gethostname()
+
+
+class ContainerResources(BaseModel):
+    """CONTAINER_RESOURCES: docker-py resource passthrough."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cpu: Number | None = Field(None, gt=0, description="a number of CPUs > 0 (e.g. 0.5)")
+    memory: StrictStr | None = Field(
+        None,
+        pattern=r"^\d+[bkmgBKMG]?$",
+        description='a memory limit like "512m" or "1g"',
+    )
+    ports: dict[StrictStr, StrictInt | None] = Field(
+        default_factory=dict,
+        description='an object like {"8080/tcp": 18080} (container port -> host port or null)',
+    )
+
+
+class StorageConfig(BaseModel):
+    """STORAGE: backend URLs (SPEC §9); null means the embedded default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    blobs: StrictStr | None = Field(
+        None, alias="BLOBS", description="null or a blob store URL (SPEC §9)"
+    )
+    registry: StrictStr | None = Field(
+        None, alias="REGISTRY", description="null or a registry URL (SPEC §9)"
+    )
+
+
+class RunnerConfig(BaseModel):
+    """One runner config file. Attribute names are lower case; JSON keys are the SPEC's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    node_id: StrictStr = Field(
+        default_factory=default_node_id,
+        alias="NODE_ID",
+        min_length=1,
+        description="a non-empty string",
+    )
+    instance_id: StrictStr = Field(
+        alias="INSTANCE_ID",
+        pattern=INSTANCE_ID_PATTERN,
+        description="1-63 characters of a-z, 0-9, '_', '.', '-', starting with a-z or 0-9",
+    )
+    image: StrictStr = Field(
+        alias="IMAGE", min_length=1, description="a non-empty local image reference"
+    )
+    image_pull_policy: Literal["always", "if_not_present", "never"] = Field(
+        "if_not_present",
+        alias="IMAGE_PULL_POLICY",
+        description='one of "always", "if_not_present", "never"',
+    )
+    container_entrypoint: Command | None = Field(
+        None, alias="CONTAINER_ENTRYPOINT", description="null, a string or a list of strings"
+    )
+    container_start_command: Command | None = Field(
+        None, alias="CONTAINER_START_COMMAND", description="null, a string or a list of strings"
+    )
+    container_user: StrictStr | None = Field(
+        None, alias="CONTAINER_USER", description='null or a user like "1000" or "1000:1000"'
+    )
+    env: dict[StrictStr, EnvValue] = Field(
+        default_factory=dict,
+        alias="ENV",
+        description="an object whose values are strings, numbers or booleans",
+    )
+    container_resources: ContainerResources = Field(
+        default_factory=ContainerResources,
+        alias="CONTAINER_RESOURCES",
+        description="an object with cpu, memory, ports",
+    )
+    network_mode: StrictStr = Field(
+        "bridge", alias="NETWORK_MODE", min_length=1, description='a Docker network mode ("none")'
+    )
+    restart_policy: Literal["always", "on-failure", "no"] = Field(
+        "always", alias="RESTART_POLICY", description='one of "always", "on-failure", "no"'
+    )
+    restart_backoff_initial: Number = Field(
+        10.0, alias="RESTART_BACKOFF_INITIAL", gt=0, description="a number of seconds > 0"
+    )
+    restart_backoff_max: Number = Field(
+        600.0, alias="RESTART_BACKOFF_MAX", gt=0, description="a number of seconds > 0"
+    )
+    restart_backoff_multiplier: Number = Field(
+        2.0, alias="RESTART_BACKOFF_MULTIPLIER", ge=1, description="a number >= 1"
+    )
+    restart_max_retries: StrictInt = Field(
+        5, alias="RESTART_MAX_RETRIES", ge=0, description="an integer >= 0 (0 = unlimited)"
+    )
+    volumes: dict[VolumeName, ContainerPath] = Field(
+        default_factory=dict,
+        alias="VOLUMES",
+        description="an object of volume name -> absolute container path",
+    )
+    file_volumes: dict[VolumeName, FileVolumeSpec] = Field(
+        default_factory=dict,
+        alias="FILE_VOLUMES",
+        description="an object of name -> {content, mounting_point}",
+    )
+    fixed_size_volumes: dict[VolumeName, FixedVolumeSpec] = Field(
+        default_factory=dict,
+        alias="FIXED_SIZE_VOLUMES",
+        description="an object of name -> {SIZE, MOUNTING_POINT, ...}",
+    )
+    process_delay: Number = Field(
+        5.0, alias="PROCESS_DELAY", gt=0, description="a number of seconds > 0"
+    )
+    stop_timeout: StrictInt = Field(
+        10, alias="STOP_TIMEOUT", ge=0, description="an integer number of seconds >= 0"
+    )
+    sync: SyncConfig = Field(
+        default_factory=SyncConfig, alias="SYNC", description="a SYNC object (SPEC §6)"
+    )
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig,
+        alias="STORAGE",
+        description='an object {"BLOBS": URL or null, "REGISTRY": URL or null}',
+    )
+
+    @property
+    def container_name(self) -> str:
+        """The app container's name (SPEC §3.1)."""
+        return f"car-{self.instance_id}"
+
+    def app_env(self) -> dict[str, str]:
+        """ENV as Docker wants it: every value a string (JSON spelling for bools/numbers)."""
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in self.env.items()}
+
+    @classmethod
+    def parse(cls, raw: Any) -> RunnerConfig:
+        """Validate a raw config object, reporting every problem at once.
+
+        Raises:
+            ConfigError: one "KEY.PATH: problem" line per problem.
+        """
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config: must be a JSON object, got {type(raw).__name__}")
+        problems: list[str] = []
+        sync = None
+        try:
+            sync = SyncConfig.parse(raw.get("SYNC"))
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        rest = {k: v for k, v in raw.items() if k != "SYNC"}
+        for key, model in _ENTRY_MODELS.items():
+            if isinstance(rest.get(key), dict):
+                rest[key] = _validate_entries(rest[key], model, key, problems)
+        config = None
+        try:
+            config = cls.model_validate(rest)
+        except ValidationError as exc:
+            problems.extend(_tidy(line) for line in format_validation_error(cls, exc))
+        if config is not None:
+            problems.extend(_bind_collisions(config))
+            problems.extend(_storage_problems(config.storage))
+        if problems or config is None or sync is None:
+            raise ConfigError(problems)
+        return config.model_copy(update={"sync": sync})
+
+
+# Entries validated one by one, so a problem names its full key path even though
+# format_validation_error cannot see through the name level of a dict of models.
+_ENTRY_MODELS: dict[str, type[BaseModel]] = {
+    "FIXED_SIZE_VOLUMES": FixedVolumeSpec,
+    "FILE_VOLUMES": FileVolumeSpec,
+}
+
+
+def _validate_entries(
+    block: dict[Any, Any], model: type[BaseModel], key: str, problems: list[str]
+) -> dict[Any, Any]:
+    """Validate each object entry of ``block``; bad ones are reported and dropped."""
+    checked: dict[Any, Any] = {}
+    for name, entry in block.items():
+        if not isinstance(entry, dict):
+            problems.append(f"{key}.{name}: must be an object, got {type(entry).__name__}")
+            continue
+        try:
+            checked[name] = model.model_validate(entry)
+        except ValidationError as exc:
+            problems.extend(format_validation_error(model, exc, prefix=f"{key}.{name}"))
+    return checked
+
+
+def _tidy(line: str) -> str:
+    """Drop pydantic's ``[key]`` marker from dict-key errors ("VOLUMES.x.[key]: ...")."""
+    return line.replace(".[key]:", ":", 1)
+
+
+def _bind_collisions(config: RunnerConfig) -> list[str]:
+    """Two binds at one container path would hide one another: name both keys."""
+    seen: dict[str, str] = {}
+    problems: list[str] = []
+    entries = [
+        *((f"VOLUMES.{n}", p) for n, p in config.volumes.items()),
+        *(
+            (f"FILE_VOLUMES.{n}.mounting_point", s.mounting_point)
+            for n, s in config.file_volumes.items()
+        ),
+        *(
+            (f"FIXED_SIZE_VOLUMES.{n}.MOUNTING_POINT", s.mounting_point)
+            for n, s in config.fixed_size_volumes.items()
+        ),
+    ]
+    for key, path in entries:
+        if path in seen:
+            problems.append(f"{key}: container path {path} is already used by {seen[path]}")
+        else:
+            seen[path] = key
+    return problems
+
+
+def _storage_problems(storage: StorageConfig) -> list[str]:
+    """Check STORAGE URLs with the backend factories, when those modules exist."""
+    problems: list[str] = []
+    checks = (
+        ("STORAGE.BLOBS", storage.blobs, "stores", "validate_store_url"),
+        ("STORAGE.REGISTRY", storage.registry, "registries", "validate_registry_url"),
+    )
+    for key, url, package, func_name in checks:
+        if url is None:
+            continue
+        validate = _optional_validator(package, func_name)
+        if validate is None:
+            continue
+        try:
+            validate(url)
+        except ConfigError as exc:
+            problems.extend(p if p.startswith(key) else f"{key}: {p}" for p in exc.problems)
+    return problems
+
+
+def _optional_validator(package: str, func_name: str) -> Any:
+    """The factory's URL validator, or None while that backend layer is absent."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"{__package__}.{package}.factory")
+    except ImportError:
+        return None
+    return getattr(module, func_name, None)
+
+
+def load_runner_config(path: Path) -> RunnerConfig:
+    """Read and validate a runner config file (JSON, or YAML for .yaml/.yml).
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or lists every invalid key.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    if path.suffix.lower() in YAML_SUFFIXES:
+        raw = _parse_yaml(path, text)
+    else:
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            ) from None
+    return RunnerConfig.parse(raw)
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    try:
+        import yaml  # type: ignore[import-untyped]
+    except ImportError:
+        raise ConfigError(
+            f"{path}: YAML configs need PyYAML", hint="pip install pyyaml, or use JSON"
+        ) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+
+
+__all__ = [
+    "INSTANCE_ID_PATTERN",
+    "ContainerResources",
+    "RunnerConfig",
+    "StorageConfig",
+    "load_runner_config",
+]
