@@ -16,7 +16,7 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BlobNotFound
+from ..errors import BlobNotFound, StoreError
 from ..fsutil import atomic_write_bytes
 from .base import Progress
 from .blobfiles import check_blob_id, expected_sha256, verify_or_delete
@@ -35,8 +35,15 @@ class MemoryBlobStore:
         cache_dir.mkdir(parents=True, exist_ok=True)
 
     def put(self, src: Path, *, progress: Progress | None = None) -> str:
-        """Keep the bytes of ``src`` and return their CID."""
-        data = src.read_bytes()
+        """Keep the bytes of ``src`` and return their CID.
+
+        Raises:
+            StoreError: ``src`` cannot be read.
+        """
+        try:
+            data = src.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"put of {src} into memory:// failed: {exc}") from exc
         cid = cid_from_sha256(hashlib.sha256(data).digest())
         with self._lock:
             self._blobs[cid] = data

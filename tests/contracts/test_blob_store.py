@@ -1,0 +1,221 @@
+"""The BlobStore contract (stores/base.py), one test per guarantee, on every backend.
+
+The in-memory store is a parameter too, which keeps it honest (G8). Each backend also
+needs three small test adapters below: write raw bytes under an id (to corrupt a blob
+or plant a foreign one, as another tool would) and name where its local copy lives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from container_apps.errors import BlobCorrupt, BlobNotFound, StoreError
+from container_apps.stores.base import BlobStore
+from container_apps.stores.cid import cid_for_file, sha256_file
+from container_apps.stores.local import FileBlobStore
+from container_apps.stores.memory import MemoryBlobStore
+
+MiB = 1024 * 1024
+
+
+def write_random(path: Path, size: int, seed: bytes = b"") -> Path:
+    """A file of ``size`` pseudo-random bytes, written in 1 MiB blocks (no big buffers)."""
+    block = hashlib.sha256(seed + b"block").digest() * (MiB // 32)
+    with open(path, "wb") as out:
+        left, n = size, 0
+        while left > 0:
+            # Vary each block so multipart parts differ (a part mix-up would show).
+            chunk = n.to_bytes(8, "big") + block[8 : min(left, MiB)]
+            out.write(chunk[: min(left, MiB)])
+            left -= min(left, MiB)
+            n += 1
+    return path
+
+
+def _plant_raw(store: Any, blob_id: str, data: bytes) -> None:
+    """Write ``data`` under ``blob_id`` directly in the backend's layout (bypassing put)."""
+    if isinstance(store, MemoryBlobStore):
+        store.add(blob_id, data)
+    elif isinstance(store, FileBlobStore):
+        (store.directory / blob_id).write_bytes(data)
+    else:  # S3BlobStore: overwrite the object with boto3, as a broken service would
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=store.config.endpoint_url, region_name="us-east-1")
+        client.put_object(Bucket=store.config.bucket, Key=store.key_for(blob_id), Body=data)
+
+
+def _local_copy(store: Any, blob_id: str) -> Path:
+    """Where ``get`` leaves this node's copy."""
+    if isinstance(store, FileBlobStore):
+        return store.directory / blob_id
+    return Path(store.cache_dir) / blob_id
+
+
+@pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
+    cache = tmp_path / "cache"
+    if request.param == "memory":
+        return MemoryBlobStore(cache)
+    if request.param == "file":
+        return FileBlobStore.from_url(f"file://{tmp_path}/blobs", cache_dir=cache)
+    from container_apps.stores.s3 import S3BlobStore
+
+    return S3BlobStore.from_url(request.getfixturevalue("s3_store_url"), cache_dir=cache)
+
+
+@pytest.fixture
+def small_file(tmp_path: Path) -> Path:
+    return write_random(tmp_path / "small.bin", 300_000, b"small")
+
+
+def test_put_returns_raw_sha256_cidv1_of_the_bytes(blob_store: BlobStore, small_file: Path) -> None:
+    cid = blob_store.put(small_file)
+    assert cid.startswith("bafkrei")
+    assert cid == cid_for_file(small_file)
+
+
+@pytest.mark.slow
+def test_round_trip_of_50_mib_file_gives_identical_bytes(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    src = write_random(tmp_path / "big.bin", 50 * MiB, b"big")
+    cid = blob_store.put(src)
+    got = blob_store.get(cid)
+    assert got != src
+    assert os.path.getsize(got) == 50 * MiB
+    assert sha256_file(got) == sha256_file(src)
+
+
+def test_put_and_get_report_progress_up_to_the_total(blob_store: BlobStore, tmp_path: Path) -> None:
+    src = write_random(tmp_path / "p.bin", 9 * MiB + 7, b"progress")
+    puts: list[tuple[int, int | None]] = []
+    gets: list[tuple[int, int | None]] = []
+    cid = blob_store.put(src, progress=lambda done, total: puts.append((done, total)))
+    blob_store.get(cid, progress=lambda done, total: gets.append((done, total)))
+    for calls in (puts, gets):
+        assert calls, "progress was never called"
+        assert calls[-1] == (9 * MiB + 7, 9 * MiB + 7)
+        assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+def test_get_unknown_cid_raises_blob_not_found(blob_store: BlobStore, tmp_path: Path) -> None:
+    unknown = cid_for_file(write_random(tmp_path / "never-put.bin", 10, b"x"))
+    with pytest.raises(BlobNotFound) as info:
+        blob_store.get(unknown)
+    assert info.value.blob_id == unknown
+    assert not _local_copy(blob_store, unknown).exists()
+
+
+def test_delete_unknown_cid_is_a_no_op(blob_store: BlobStore, small_file: Path) -> None:
+    unknown = cid_for_file(small_file)
+    blob_store.delete(unknown, remote=True, local=True)
+    blob_store.delete(unknown, remote=True, local=True)
+    with pytest.raises(BlobNotFound):
+        blob_store.get(unknown)
+
+
+def test_delete_remote_twice_then_get_raises_blob_not_found(
+    blob_store: BlobStore, small_file: Path
+) -> None:
+    cid = blob_store.put(small_file)
+    blob_store.delete(cid, remote=True, local=True)
+    blob_store.delete(cid, remote=True, local=True)
+    with pytest.raises(BlobNotFound):
+        blob_store.get(cid)
+
+
+def test_corrupt_blob_is_detected_and_the_bad_copy_deleted(
+    blob_store: BlobStore, small_file: Path
+) -> None:
+    cid = blob_store.put(small_file)
+    _plant_raw(blob_store, cid, b"not the original bytes")
+    with pytest.raises(BlobCorrupt) as info:
+        blob_store.get(cid)
+    assert info.value.blob_id == cid
+    assert "corrupt" in str(info.value)
+    assert not _local_copy(blob_store, cid).exists()
+
+
+def test_put_after_corruption_heals_the_blob(blob_store: BlobStore, small_file: Path) -> None:
+    cid = blob_store.put(small_file)
+    _plant_raw(blob_store, cid, b"garbage")
+    assert blob_store.put(small_file) == cid
+    assert sha256_file(blob_store.get(cid)) == sha256_file(small_file)
+
+
+def test_concurrent_puts_of_same_content_give_one_cid_and_intact_blob(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    src = write_random(tmp_path / "same.bin", 9 * MiB, b"same")  # above the multipart threshold
+    results: list[str] = []
+    errors: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            results.append(blob_store.put(src))
+        except BaseException as exc:  # collected, re-checked below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=put) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(results) == 6
+    assert set(results) == {cid_for_file(src)}
+    assert sha256_file(blob_store.get(results[0])) == sha256_file(src)
+
+
+def test_foreign_id_is_verified_against_the_given_sha256(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    data = b"archive written by another tool"
+    _plant_raw(blob_store, "foreign-archive.tar.zst", data)
+    good = hashlib.sha256(data).hexdigest()
+    path = blob_store.get("foreign-archive.tar.zst", sha256=good)
+    assert path.read_bytes() == data
+
+
+def test_foreign_id_with_wrong_sha256_raises_blob_corrupt(blob_store: BlobStore) -> None:
+    _plant_raw(blob_store, "foreign-2", b"some bytes")
+    with pytest.raises(BlobCorrupt):
+        blob_store.get("foreign-2", sha256="0" * 64)
+    assert not _local_copy(blob_store, "foreign-2").exists()
+
+
+def test_foreign_id_without_sha256_cannot_be_verified(blob_store: BlobStore) -> None:
+    _plant_raw(blob_store, "foreign-3", b"some bytes")
+    with pytest.raises(StoreError) as info:
+        blob_store.get("foreign-3")
+    assert not isinstance(info.value, BlobCorrupt | BlobNotFound)
+    assert "cannot verify" in str(info.value)
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", ".hidden", "", "x" * 300, "sp ace"])
+@pytest.mark.parametrize("call", ["get", "delete"])
+def test_unsafe_ids_are_rejected(blob_store: BlobStore, bad_id: str, call: str) -> None:
+    op: Callable[[], object] = (
+        (lambda: blob_store.get(bad_id, sha256="0" * 64))
+        if call == "get"
+        else (lambda: blob_store.delete(bad_id, remote=True, local=True))
+    )
+    with pytest.raises(StoreError) as info:
+        op()
+    assert "invalid blob id" in str(info.value)
+
+
+def test_put_of_missing_source_raises_store_error(blob_store: BlobStore, tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        blob_store.put(tmp_path / "does-not-exist")
+
+
+def test_describe_names_the_backend(blob_store: BlobStore) -> None:
+    assert blob_store.describe().startswith(f"{blob_store.scheme}://")

@@ -1,0 +1,110 @@
+"""The Registry contract (registries/base.py), one test per guarantee, on every backend.
+
+``registry_pair`` gives two independent handles on the same backend (two runners): what
+one writes, the other must read after ``hsync``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from container_apps.registries.base import Registry
+from container_apps.registries.memory import MemoryRegistry
+from container_apps.registries.sqlite import SqliteRegistry
+
+HKEY = "CHAINSTORE_SYNC"
+
+Opener = Callable[[], Registry]
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def open_handle(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """A function returning a new handle on one shared backend instance."""
+    if request.param == "memory":
+        shared = MemoryRegistry()
+        return lambda: shared
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path}/registry.sqlite"
+        return lambda: SqliteRegistry.from_url(url)
+    from container_apps.registries.redis import RedisRegistry
+
+    url = request.getfixturevalue("redis_registry_url")
+    return lambda: RedisRegistry.from_url(url)
+
+
+@pytest.fixture
+def registry(open_handle: Opener) -> Registry:
+    return open_handle()
+
+
+def test_hset_acks_and_hget_returns_the_value(registry: Registry) -> None:
+    assert registry.hset(HKEY, "app-a", '{"cid": "x"}') is True
+    assert registry.hget(HKEY, "app-a") == '{"cid": "x"}'
+
+
+def test_hget_of_missing_key_or_hkey_returns_none(registry: Registry) -> None:
+    registry.hset(HKEY, "present", "1")
+    assert registry.hget(HKEY, "absent") is None
+    assert registry.hget("NO_SUCH_HKEY", "present") is None
+
+
+def test_hset_overwrites_and_last_writer_wins(open_handle: Opener) -> None:
+    first, second = open_handle(), open_handle()
+    assert first.hset(HKEY, "app", "v1")
+    assert second.hset(HKEY, "app", "v2")
+    first.hsync(HKEY)
+    assert first.hget(HKEY, "app") == "v2"
+    assert first.hset(HKEY, "app", "v3")
+    second.hsync(HKEY)
+    assert second.hget(HKEY, "app") == "v3"
+
+
+def test_concurrent_hsets_of_one_key_leave_one_written_value(open_handle: Opener) -> None:
+    written = {f"value-{i}" for i in range(8)}
+    handles = [open_handle() for _ in written]
+    threads = [
+        threading.Thread(target=h.hset, args=(HKEY, "race", v))
+        for h, v in zip(handles, sorted(written), strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    reader = open_handle()
+    reader.hsync(HKEY)
+    assert reader.hget(HKEY, "race") in written
+
+
+def test_another_handle_sees_a_write_after_hsync(open_handle: Opener) -> None:
+    writer, reader = open_handle(), open_handle()
+    writer.hset(HKEY, "app", "published")
+    reader.hsync(HKEY)
+    assert reader.hget(HKEY, "app") == "published"
+
+
+def test_hkeys_are_independent(registry: Registry) -> None:
+    registry.hset("H1", "k", "one")
+    registry.hset("H2", "k", "two")
+    assert registry.hget("H1", "k") == "one"
+    assert registry.hget("H2", "k") == "two"
+
+
+def test_values_round_trip_unchanged(registry: Registry) -> None:
+    record = json.dumps(
+        {"cid": "bafkrei…", "metadata": {"note": "ünïcödé ✓", "pad": "x" * 200_000}}
+    )
+    registry.hset(HKEY, "big", record)
+    assert registry.hget(HKEY, "big") == record
+
+
+def test_hsync_of_unknown_hkey_is_harmless(registry: Registry) -> None:
+    registry.hsync("NEVER_WRITTEN")
+    assert registry.hget("NEVER_WRITTEN", "k") is None
+
+
+def test_describe_names_the_backend(registry: Registry) -> None:
+    assert registry.describe().startswith(f"{registry.scheme}://")
