@@ -166,3 +166,38 @@ def devices_for(image: Path) -> list[str]:
         image=image,
     )
     return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def probe_fs_type(image: Path) -> str | None:
+    """The filesystem type found in ``image`` by a low-level probe, or None if none.
+
+    Raises:
+        VolumeError: blkid itself failed (anything but "no signature found").
+    """
+    result = run(
+        ["blkid", "-p", "-o", "value", "-s", "TYPE", str(image)],
+        image=image,
+        ok_codes=(0, 2),  # 2 = no signature found
+    )
+    return result.stdout.strip() or None
+
+
+def ext_fs_lags_image(image: Path, image_bytes: int) -> bool:
+    """True if the ext filesystem is at least one block group smaller than its image.
+
+    That only happens when a grow was cut off between fallocate and resize2fs; the tail
+    smaller than one group that mkfs may leave unused does not count.
+
+    Raises:
+        VolumeError: dumpe2fs failed.
+    """
+    result = run(["dumpe2fs", "-h", str(image)], image=image)
+    fields: dict[str, int] = {}
+    for line in result.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in ("Block count", "Block size", "Blocks per group"):
+            fields[key] = int(value.strip())
+    if len(fields) != 3:
+        return False
+    fs_bytes = fields["Block count"] * fields["Block size"]
+    return fs_bytes + fields["Blocks per group"] * fields["Block size"] <= image_bytes

@@ -162,18 +162,13 @@ class LoopbackVolume:
         """True if the image holds our filesystem; False if there is no image or no fs."""
         if not self.image_path.exists():
             return False
-        result = hosttools.run(
-            ["blkid", "-p", "-o", "value", "-s", "TYPE", str(self.image_path)],
-            image=self.image_path,
-            ok_codes=(0, 2),  # 2 = no signature found
-        )
-        found = result.stdout.strip()
-        if result.returncode == 2 or not found:
+        found = hosttools.probe_fs_type(self.image_path)
+        if found is None:
             self.log.warning("volume %s: image has no filesystem, formatting it", self.name)
             return False
         if found != self.fs_type:
             raise VolumeError(
-                f"volume {self.name}: image holds a {found} filesystem, expected {self.fs_type}",
+                f"volume {self.name}: image holds an {found} filesystem, expected {self.fs_type}",
                 image=str(self.image_path),
                 hint="set FORCE_RECREATE to wipe and reformat it",
             )
@@ -214,7 +209,7 @@ class LoopbackVolume:
                 image=str(self.image_path),
                 hint=f"set SIZE to at least {format_size(current)}, or FORCE_RECREATE to wipe it",
             )
-        if self.size_bytes == current and not self._fs_lags_image(current):
+        if self.size_bytes == current and not hosttools.ext_fs_lags_image(self.image_path, current):
             return
         self.release()  # e2fsck -f needs the filesystem offline
         image = str(self.image_path)
@@ -231,20 +226,6 @@ class LoopbackVolume:
             format_size(current),
             format_size(self.size_bytes),
         )
-
-    def _fs_lags_image(self, image_bytes: int) -> bool:
-        """True if the fs is a whole block group smaller than the image (grow was cut off)."""
-        result = hosttools.run(["dumpe2fs", "-h", str(self.image_path)], image=self.image_path)
-        fields: dict[str, int] = {}
-        for line in result.stdout.splitlines():
-            key, sep, value = line.partition(":")
-            if sep and key in ("Block count", "Block size", "Blocks per group"):
-                fields[key] = int(value.strip())
-        if len(fields) != 3:
-            return False
-        fs_bytes = fields["Block count"] * fields["Block size"]
-        # mkfs may leave a tail smaller than one group unused; that is not a lag.
-        return fs_bytes + fields["Blocks per group"] * fields["Block size"] <= image_bytes
 
     def _attach(self) -> str:
         """Reuse the loop device already backing the image, else attach a new one."""

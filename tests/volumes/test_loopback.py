@@ -201,7 +201,7 @@ def test_image_with_another_filesystem_is_refused_not_reformatted(
     uuid = fs_uuid(vol.image_path)
     with pytest.raises(VolumeError) as info:
         vol.provision()
-    assert "holds a ext2 filesystem, expected ext4" in info.value.message
+    assert "image holds an ext2 filesystem, expected ext4" in info.value.message
     assert "FORCE_RECREATE" in (info.value.hint or "")
     assert fs_uuid(vol.image_path) == uuid
     assert vol.device is None
