@@ -1,0 +1,182 @@
+"""RunnerConfig validation (SPEC §3.1): every problem at once, with its key path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from container_apps.errors import ConfigError
+from container_apps.runner_config import RunnerConfig, load_runner_config
+
+MINIMAL: dict[str, Any] = {"INSTANCE_ID": "app1", "IMAGE": "car-busybox:latest"}
+
+
+def problems_of(raw: Any) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        RunnerConfig.parse(raw)
+    return info.value.problems
+
+
+def test_minimal_config_gets_spec_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAR_NODE_ID", "node-a")
+    cfg = RunnerConfig.parse(MINIMAL)
+    assert cfg.node_id == "node-a"
+    assert cfg.container_name == "car-app1"
+    assert cfg.image_pull_policy == "if_not_present"
+    assert cfg.network_mode == "bridge"
+    assert cfg.restart_policy == "always"
+    assert (cfg.restart_backoff_initial, cfg.restart_backoff_max) == (10.0, 600.0)
+    assert (cfg.restart_backoff_multiplier, cfg.restart_max_retries) == (2.0, 5)
+    assert (cfg.process_delay, cfg.stop_timeout) == (5.0, 10)
+    assert cfg.sync.enabled is False
+    assert cfg.storage.blobs is None and cfg.storage.registry is None
+
+
+def test_node_id_defaults_to_host_name_without_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CAR_NODE_ID", raising=False)
+    monkeypatch.setattr("socket.gethostname", lambda: "host-x")
+    assert RunnerConfig.parse(MINIMAL).node_id == "host-x"
+
+
+def test_unknown_top_level_key_names_closest_known_key() -> None:
+    assert problems_of({**MINIMAL, "PROCES_DELAY": 1}) == [
+        "PROCES_DELAY: unknown key (did you mean PROCESS_DELAY?)"
+    ]
+
+
+def test_string_false_for_a_boolean_is_an_error() -> None:
+    raw = {
+        **MINIMAL,
+        "FIXED_SIZE_VOLUMES": {
+            "data": {"SIZE": "16M", "MOUNTING_POINT": "/data", "FORCE_RECREATE": "false"}
+        },
+        "SYNC": {"ENABLED": "false"},
+    }
+    assert problems_of(raw) == [
+        'SYNC.ENABLED: must be a JSON boolean (true/false), got "false"',
+        'FIXED_SIZE_VOLUMES.data.FORCE_RECREATE: must be a JSON boolean (true/false), got "false"',
+    ]
+
+
+def test_missing_image_is_required() -> None:
+    assert problems_of({"INSTANCE_ID": "app1"}) == ["IMAGE: required"]
+
+
+@pytest.mark.parametrize("bad", ["App", "-x", "", "a" * 64, "a/b", "a b"])
+def test_bad_instance_id_is_rejected(bad: str) -> None:
+    [line] = problems_of({**MINIMAL, "INSTANCE_ID": bad})
+    assert line.startswith("INSTANCE_ID: must be 1-63 characters")
+
+
+@pytest.mark.parametrize("good", ["a", "0", "app_1.b-c", "a" * 63])
+def test_good_instance_ids_pass(good: str) -> None:
+    assert RunnerConfig.parse({**MINIMAL, "INSTANCE_ID": good}).instance_id == good
+
+
+def test_system_volume_name_in_fixed_size_volumes_is_an_error() -> None:
+    raw = {
+        **MINIMAL,
+        "FIXED_SIZE_VOLUMES": {"r1en_system": {"SIZE": "10M", "MOUNTING_POINT": "/x"}},
+    }
+    [line] = problems_of(raw)
+    assert line.startswith("FIXED_SIZE_VOLUMES.r1en_system: ")
+    assert "reserved for the system volume" in line
+
+
+def test_several_problems_are_reported_at_once() -> None:
+    raw = {
+        "INSTANCE_ID": "Bad",
+        "IMAGEE": "x",
+        "RESTART_POLICY": "sometimes",
+        "PROCESS_DELAY": "1",
+        "SYNC": {"POLL_INTERVAL": "nope"},
+    }
+    lines = problems_of(raw)
+    keys = [line.split(":", 1)[0] for line in lines]
+    assert sorted(keys) == sorted(
+        ["SYNC.POLL_INTERVAL", "INSTANCE_ID", "IMAGE", "RESTART_POLICY", "PROCESS_DELAY", "IMAGEE"]
+    )
+    assert 'SYNC.POLL_INTERVAL: must be a number >= 1, got "nope"' in lines
+
+
+def test_sync_cross_field_rules_are_split_per_key() -> None:
+    lines = problems_of({**MINIMAL, "SYNC": {"ENABLED": True}})
+    assert lines[0].startswith("SYNC.KEY: required")
+    assert lines[1].startswith("SYNC.TYPE: required")
+
+
+def test_two_binds_on_one_container_path_are_rejected() -> None:
+    raw = {
+        **MINIMAL,
+        "VOLUMES": {"logs": "/app/data"},
+        "FIXED_SIZE_VOLUMES": {"data": {"SIZE": "16M", "MOUNTING_POINT": "/app/data/"}},
+    }
+    assert problems_of(raw) == [
+        "FIXED_SIZE_VOLUMES.data.MOUNTING_POINT: container path /app/data is already used "
+        "by VOLUMES.logs"
+    ]
+
+
+def test_relative_mount_points_are_rejected() -> None:
+    raw = {
+        **MINIMAL,
+        "VOLUMES": {"logs": "var/log"},
+        "FILE_VOLUMES": {"conf": {"content": "x", "mounting_point": "app.conf"}},
+    }
+    lines = problems_of(raw)
+    assert lines[0].startswith("FILE_VOLUMES.conf.mounting_point: must be an absolute")
+    assert lines[1] == "VOLUMES.logs: container path 'var/log' must be absolute"
+
+
+def test_wrong_types_in_env_and_command_give_one_line_each() -> None:
+    lines = problems_of({**MINIMAL, "ENV": {"A": [1]}, "CONTAINER_START_COMMAND": 5})
+    assert lines == [
+        "CONTAINER_START_COMMAND: must be null, a string or a list of strings, got 5",
+        "ENV.A: must be an object whose values are strings, numbers or booleans, got [1]",
+    ]
+
+
+def test_env_values_become_strings_for_docker() -> None:
+    cfg = RunnerConfig.parse({**MINIMAL, "ENV": {"S": "x", "I": 3, "F": 1.5, "B": True}})
+    assert cfg.app_env() == {"S": "x", "I": "3", "F": "1.5", "B": "true"}
+
+
+def test_storage_urls_are_checked_by_the_backend_factories() -> None:
+    lines = problems_of({**MINIMAL, "STORAGE": {"BLOBS": "ftp://x", "REGISTRY": "nope://y"}})
+    assert [line.split(":", 1)[0] for line in lines] == ["STORAGE.BLOBS", "STORAGE.REGISTRY"]
+
+
+def test_non_object_config_is_an_error() -> None:
+    assert problems_of([1, 2]) == ["config: must be a JSON object, got list"]
+
+
+def test_load_reads_json_and_reports_syntax_errors(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(MINIMAL))
+    assert load_runner_config(good).instance_id == "app1"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"IMAGE": ')
+    with pytest.raises(ConfigError) as info:
+        load_runner_config(bad)
+    assert "invalid JSON at line 1" in str(info.value)
+
+
+def test_load_reads_yaml_by_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("INSTANCE_ID: app1\nIMAGE: car-busybox:latest\nSTOP_TIMEOUT: 2\n")
+    assert load_runner_config(path).stop_timeout == 2
+
+
+def test_load_of_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_runner_config(tmp_path / "absent.json")
+    assert "cannot read config file" in str(info.value)
+
+
+def test_example_configs_are_valid() -> None:
+    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+    assert examples
+    for path in examples:
+        load_runner_config(path)
