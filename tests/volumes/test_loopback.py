@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -32,10 +33,13 @@ def free_bytes(path: Path) -> int:
 
 
 def test_fresh_volume_is_mounted_ext4_of_size_owned_and_empty(
-    make_loop_volume: MakeLoopVolume,
+    make_loop_volume: MakeLoopVolume, caplog: pytest.LogCaptureFixture
 ) -> None:
     vol = make_loop_volume("data", "16M", owner=(1234, 4321))
-    vol.provision()
+    with caplog.at_level(logging.INFO, logger="test.loop"):
+        vol.provision()
+    actions = [r.getMessage().split(": ", 1)[1].split(" ")[0] for r in caplog.records]
+    assert actions == ["created", "attached", "mounted", "root", "removed"]
     assert vol.is_mounted
     assert vol.device is not None and vol.device.startswith("/dev/loop")
     assert fs_type(vol.image_path) == "ext4"
@@ -207,24 +211,59 @@ def test_image_with_another_filesystem_is_refused_not_reformatted(
     assert vol.device is None
 
 
+def fail_tool(mocker: MockerFixture, tool: str) -> None:
+    """Make every ``tool`` run fail like the real tool would; other tools run for real."""
+    real_run = hosttools.run
+
+    def run(args: list[str], **kwargs: object) -> object:
+        if args[0] == tool:
+            raise VolumeError(f"{tool} failed (exit 8): simulated", image=str(args[-1]))
+        return real_run(args, **kwargs)  # type: ignore[arg-type]
+
+    mocker.patch.object(hosttools, "run", side_effect=run)
+
+
 def test_failed_mount_detaches_the_device_and_keeps_the_image(
     make_loop_volume: MakeLoopVolume, mocker: MockerFixture
 ) -> None:
     vol = make_loop_volume()
-    real_run = hosttools.run
-
-    def failing_mount(args: list[str], **kwargs: object) -> object:
-        if args[0] == "mount":
-            raise VolumeError("mount -t failed (exit 32): simulated", image=str(vol.image_path))
-        return real_run(args, **kwargs)  # type: ignore[arg-type]
-
-    mocker.patch.object(hosttools, "run", side_effect=failing_mount)
+    fail_tool(mocker, "mount")
     with pytest.raises(VolumeError) as info:
         vol.provision()
     assert "simulated" in info.value.message
     mocker.stopall()
     assert vol.device is None and not vol.is_mounted
     assert fs_type(vol.image_path) == "ext4"
+
+
+def test_failed_mkfs_leaves_no_half_made_image(
+    make_loop_volume: MakeLoopVolume, mocker: MockerFixture
+) -> None:
+    vol = make_loop_volume()
+    fail_tool(mocker, "mkfs.ext4")
+    with pytest.raises(VolumeError) as info:
+        vol.provision()
+    assert info.value.message == "mkfs.ext4 failed (exit 8): simulated"
+    assert not vol.image_path.exists()
+
+
+def test_failed_fsck_during_grow_keeps_data_and_size(
+    make_loop_volume: MakeLoopVolume, mocker: MockerFixture
+) -> None:
+    vol = make_loop_volume("data", "16M")
+    vol.provision()
+    write(vol.mount_point / "keep.txt", "safe")
+    uuid = fs_uuid(vol.image_path)
+    fail_tool(mocker, "e2fsck")
+    with pytest.raises(VolumeError):
+        make_loop_volume("data", "32M").provision()
+    mocker.stopall()
+    assert not vol.is_mounted and vol.device is None  # a failed provision leaks nothing
+    retry = make_loop_volume("data", "32M")  # the same config again finishes the grow
+    retry.provision()
+    assert free_bytes(retry.mount_point) > 24 * MIB
+    assert fs_uuid(retry.image_path) == uuid
+    assert (retry.mount_point / "keep.txt").read_text() == "safe"
 
 
 def test_release_and_destroy_are_idempotent(make_loop_volume: MakeLoopVolume) -> None:
