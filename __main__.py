@@ -1,0 +1,5 @@
+"""``python -m container_apps`` is the ``car`` command."""
+
+from container_apps.cli import main
+
+main()

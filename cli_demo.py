@@ -1,0 +1,34 @@
+"""``car demo``: the main job on the embedded backends (see ``demo.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .cli import EXIT_RUNTIME, app, fail
+from .demo import Demo
+from .errors import CarError
+
+
+@app.command("demo")
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option("--data-dir", help="Data directory (default: a new temporary one)."),
+    ] = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Keep the data directory and runner logs.")
+    ] = False,
+) -> None:
+    """Replicate a provider app's volume to a consumer app on this host and report timings."""
+    typer.echo("car demo: provider -> consumer volume-sync on this host")
+    try:
+        report = Demo(data_dir, keep=keep, say=typer.echo).run()
+    except CarError as exc:
+        raise fail(f"demo failed: {exc}", EXIT_RUNTIME) from None
+    typer.echo("")
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo("car demo: ok")

@@ -1,0 +1,136 @@
+"""``car sync status|history|retry`` (SPEC §10): operator views over the data directory.
+
+Registered on ``cli.sync_app`` when ``cli`` is imported. Reads files only (see
+``sync/status.py``), so it works whether or not the runner is running.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .cli import EXIT_USAGE, DataDirOption, fail, sync_app
+from .layout import DataDir, InstancePaths, default_data_dir
+from .sync.status import history_entries, instance_status, retry_instance, select_instances
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+InstanceArg = Annotated[
+    str | None, typer.Argument(help="Instance id (default: every instance in the data dir).")
+]
+
+
+def _instances(data_dir: Any, instance: str | None) -> list[InstancePaths]:
+    data = DataDir(data_dir or default_data_dir())
+    try:
+        return select_instances(data, instance)
+    except KeyError:
+        known = ", ".join(data.instance_ids()) or "none"
+        raise fail(
+            f"unknown instance {instance!r} in {data.root} (known: {known}); "
+            "pass --data-dir or set CAR_DATA_DIR to the runner's data directory",
+            EXIT_USAGE,
+        ) from None
+
+
+def _when(ts: Any) -> str:
+    if not isinstance(ts, int | float):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _short(cid: Any) -> str:
+    return f"{cid[:20]}…" if isinstance(cid, str) and len(cid) > 20 else str(cid or "-")
+
+
+def _status_lines(st: dict[str, Any]) -> list[str]:
+    lines = [f"[bold]{st['instance_id']}[/bold]  role={st['role'] or '-'}  key={st['key'] or '-'}"]
+    if st.get("blob_store") or st.get("registry"):
+        lines.append(f"  backends   blobs={st.get('blob_store')}  registry={st.get('registry')}")
+    if st.get("sync_disabled_reason"):
+        lines.append(f"  sync off   {st['sync_disabled_reason']}")
+    for label, key in (("published", "last_published"), ("applied", "last_applied")):
+        rec = st.get(key)
+        if rec:
+            lines.append(
+                f"  {label:<10} {rec['cid']} v{rec['version']} at {_when(rec['timestamp'])}"
+            )
+    if st.get("apply_state"):
+        err = f" ({st['apply_error']})" if st.get("apply_error") else ""
+        lines.append(f"  apply      {st['apply_state']}{err}")
+    for q in st.get("quarantine") or []:
+        lines.append(
+            f"  quarantine {_short(q.get('cid'))} {q.get('kind')} x{q.get('failures')}: "
+            f"{q.get('error')} (retry at {_when(q.get('retry_at'))})"
+        )
+    if st.get("halt"):
+        lines.append(f"  [red]HALTED[/red]     {st['halt']} (fix, then `car sync retry`)")
+    return lines
+
+
+@sync_app.command("status")
+def status(
+    instance: InstanceArg = None, data_dir: DataDirOption = None, as_json: JsonOption = False
+) -> None:
+    """Role, key, backends, last publish/apply, quarantine and halt of each instance."""
+    statuses = [instance_status(p) for p in _instances(data_dir, instance)]
+    if as_json:
+        typer.echo(json.dumps(statuses, indent=2, sort_keys=True))
+        return
+    console = Console()
+    if not statuses:
+        console.print("no instances in this data directory")
+    for st in statuses:
+        for line in _status_lines(st):
+            console.print(line, highlight=False)
+
+
+@sync_app.command("history")
+def history(
+    instance: InstanceArg = None,
+    data_dir: DataDirOption = None,
+    sent: Annotated[bool, typer.Option("--sent", help="Only snapshots published.")] = False,
+    received: Annotated[bool, typer.Option("--received", help="Only snapshots applied.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Published and applied snapshots, oldest first."""
+    both = not sent and not received
+    rows = history_entries(
+        _instances(data_dir, instance), sent=sent or both, received=received or both
+    )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    table = Table("instance", "dir", "cid", "version", "when", "size", "downtime", "retired")
+    for row in rows:
+        when = row.get("published_timestamp") or row.get("applied_timestamp")
+        size = (row.get("manifest") or {}).get("archive_size_bytes")
+        deletion = row.get("deletion") or {}
+        retired = {True: "yes", False: "failed", None: "-"}[deletion.get("deletion_succeeded")]
+        downtime = row.get("downtime_seconds")
+        table.add_row(
+            row["instance_id"],
+            row["direction"],
+            _short(row.get("cid")),
+            str(row.get("version")),
+            _when(when),
+            str(size if size is not None else "-"),
+            f"{downtime:.2f}s" if isinstance(downtime, int | float) else "-",
+            retired,
+        )
+    Console().print(table)
+
+
+@sync_app.command("retry")
+def retry(
+    instance: Annotated[str, typer.Argument(help="Instance id.")], data_dir: DataDirOption = None
+) -> None:
+    """Clear a halt and the quarantine so the next tick applies again."""
+    (paths,) = _instances(data_dir, instance)
+    reason, cleared = retry_instance(paths)
+    halt = f"cleared halt ({reason})" if reason else "was not halted"
+    typer.echo(f"{instance}: {halt}; {cleared} quarantine entries cleared")
