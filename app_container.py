@@ -117,7 +117,9 @@ class AppContainer:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         path = self.logs_dir / f"{stamp}.log"
         try:
-            atomic_write_bytes(path, self.runtime.logs(self.name))
+            data = self.runtime.logs(self.name)
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, data)
         except ContainerNotFound:
             return None
         except (CarError, OSError) as exc:  # losing logs must not block the stop

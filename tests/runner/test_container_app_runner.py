@@ -1,0 +1,240 @@
+"""ContainerAppRunnerPlugin on the real engine with real loop volumes (SPEC §3.3, §4)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from container_apps.tests.runner.conftest import MakeRunner, exec_sh
+from container_apps.tests.runner.leftovers import leftovers
+
+pytestmark = [pytest.mark.docker, pytest.mark.loopdev]
+
+DATA_VOLUME = {"data": {"SIZE": "16M", "MOUNTING_POINT": "/app/data"}}
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_container_starts_with_env_and_volumes_and_is_removed_on_stop(
+    make_runner: MakeRunner, docker_client: Any, data_dir: Path
+) -> None:
+    runner = make_runner(
+        ENV={"GREETING": "hello", "COUNT": 3},
+        VOLUMES={"logs": "/var/log/app"},
+        FILE_VOLUMES={"conf": {"content": "mode=fast\n", "mounting_point": "/etc/app.conf"}},
+        FIXED_SIZE_VOLUMES=DATA_VOLUME,
+        CONTAINER_START_COMMAND=[
+            "sh", "-c", "echo app-says-$GREETING; trap 'exit 0' TERM; sleep 3600 & wait",
+        ],
+    )  # fmt: skip
+    runner.start()
+    name = runner.app.name
+    assert runner.app.is_running()
+    out = exec_sh(
+        docker_client,
+        name,
+        "echo $GREETING $COUNT; cat /etc/app.conf; touch /var/log/app/x /app/data/y; "
+        "grep -c ' /app/data ' /proc/mounts; touch /etc/app.conf 2>/dev/null || echo ro",
+    )
+    assert out.split("\n")[:4] == ["hello 3", "mode=fast", "1", "ro"]
+    assert (data_dir / "container_volumes" / "app1_logs" / "x").exists()
+
+    runner.stop()
+    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+    saved = list(runner.paths.logs.glob("*.log"))
+    assert len(saved) == 1 and b"app-says-hello" in saved[0].read_bytes()
+    assert leftovers(docker_client, data_dir) == []
+    runner.stop()  # idempotent
+
+
+def test_system_volume_has_exact_modes_and_env_vars(
+    make_runner: MakeRunner, docker_client: Any
+) -> None:
+    runner = make_runner(
+        ENV={"R1_SYSTEM_VOLUME": "/wrong", "OTHER": "kept"},
+        SYNC={"ENABLED": True, "KEY": "k1", "TYPE": "provider"},
+    )
+    runner.start()
+    out = exec_sh(
+        docker_client,
+        runner.app.name,
+        "stat -c '%u:%g %a %F' /r1en_system /r1en_system/volume-sync; "
+        "env | grep -E '^(R1_|OTHER)' | sort",
+    )
+    assert out.splitlines() == [
+        "0:0 755 directory",
+        "0:0 1777 directory",
+        "OTHER=kept",
+        "R1_SYNC_KEY=k1",
+        "R1_SYNC_REQUEST_FILE=/r1en_system/volume-sync/request.json",
+        "R1_SYNC_TYPE=provider",
+        "R1_SYSTEM_VOLUME=/r1en_system",  # overrides the same-named ENV entry
+        "R1_VOLUME_SYNC_DIR=/r1en_system/volume-sync",
+    ]
+    assert runner.system_volume_error is None
+
+
+def test_system_volume_failure_exports_no_system_env(
+    make_runner: MakeRunner, docker_client: Any, mocker: Any
+) -> None:
+    from container_apps.errors import VolumeError
+
+    mocker.patch(
+        "container_apps.volumes.provisioner.provision_system_volume",
+        side_effect=VolumeError("no loop device left"),
+    )
+    runner = make_runner(ENV={"A": "1"})
+    runner.start()
+    out = exec_sh(docker_client, runner.app.name, "env | grep -c '^R1_' || true; ls /")
+    assert out.splitlines()[0] == "0"
+    assert "r1en_system" not in out
+    assert runner.system_volume_error is not None
+    assert "no loop device left" in runner.system_volume_error
+
+
+def test_fixed_volume_data_survives_runner_stop_and_start(
+    make_runner: MakeRunner, docker_client: Any, data_dir: Path
+) -> None:
+    first = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME)
+    first.start()
+    exec_sh(docker_client, first.app.name, "echo precious > /app/data/keep.txt")
+    first.stop()
+    assert leftovers(docker_client, data_dir) == []
+
+    second = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME)  # a new runner, same data dir
+    second.start()
+    assert exec_sh(docker_client, second.app.name, "cat /app/data/keep.txt") == "precious\n"
+
+
+def test_restart_policy_brings_crashed_container_back_with_backoff(
+    make_runner: MakeRunner, docker_client: Any, data_dir: Path, mocker: Any
+) -> None:
+    runner = make_runner(
+        FIXED_SIZE_VOLUMES=DATA_VOLUME,
+        CONTAINER_START_COMMAND=["sh", "-c", "echo run >> /app/data/runs; sleep 0.3; exit 3"],
+        RESTART_BACKOFF_INITIAL=0.5,
+        RESTART_BACKOFF_MAX=5,
+        RESTART_MAX_RETRIES=2,
+    )
+    starts: list[float] = []
+    original = runner.app.start
+    mocker.patch.object(
+        runner.app, "start", side_effect=lambda: (starts.append(time.monotonic()), original())
+    )
+    code = runner.run_forever()  # returns once the policy gives up
+
+    assert code == 1  # the app kept failing
+    assert len(starts) == 3  # first start + 2 restarts
+    # each restart waited its backoff (0.5 s, then 1 s) on top of the 0.3 s run
+    assert starts[1] - starts[0] >= 0.3 + 0.5
+    assert starts[2] - starts[1] >= 0.3 + 1.0
+    assert runner.final_exit_code == 3
+    assert leftovers(docker_client, data_dir) == []
+    assert len(list(runner.paths.logs.glob("*.log"))) == 3  # every crashed run's logs saved
+
+    # the full restart path re-provisioned the volume each time without losing data
+    second = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME)
+    second.start()
+    assert exec_sh(docker_client, second.app.name, "cat /app/data/runs") == "run\nrun\nrun\n"
+
+
+def test_restart_policy_no_leaves_a_clean_exit_down(make_runner: MakeRunner) -> None:
+    runner = make_runner(CONTAINER_START_COMMAND=["true"], RESTART_POLICY="no")
+    assert runner.run_forever() == 0
+    assert runner.finished is not None and "RESTART_POLICY is no" in runner.finished.reason
+
+
+def test_sync_path_stop_confirmed_and_start_keep_volumes_mounted(
+    make_runner: MakeRunner, docker_client: Any
+) -> None:
+    runner = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME)
+    runner.start()
+    name = runner.app.name
+    exec_sh(docker_client, name, "echo from-app > /app/data/a.txt")
+    control = runner._container_control()
+
+    control.stop_confirmed()
+    assert not control.is_running()
+    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+    mount = runner.paths.volume_mount("data")
+    assert any(f" {mount} " in line for line in Path("/proc/mounts").read_text().splitlines())
+    (mount / "b.txt").write_text("applied-while-stopped")  # what an apply would do
+
+    control.start()
+    assert control.is_running()
+    out = exec_sh(docker_client, name, "cat /app/data/a.txt /app/data/b.txt")
+    assert out == "from-app\napplied-while-stopped"
+
+
+def test_held_start_waits_until_sync_allows_it(make_runner: MakeRunner, mocker: Any) -> None:
+    runner = make_runner()
+    allowed = mocker.patch.object(runner, "_sync_may_start", return_value=False)
+    runner.start()
+    assert not runner.app.is_running()
+    runner.run_once(time.monotonic())
+    assert not runner.app.is_running()
+    allowed.return_value = True
+    runner.run_once(time.monotonic())
+    assert runner.app.is_running()
+
+
+def test_sync_hooks_run_at_their_lifecycle_points(make_runner: MakeRunner, mocker: Any) -> None:
+    runner = make_runner()
+    calls = mocker.Mock()
+    for hook in ("_sync_setup", "_sync_tick", "_sync_shutdown"):
+        mocker.patch.object(runner, hook, side_effect=getattr(calls, hook))
+    runner.start()
+    assert [c[0] for c in calls.mock_calls] == ["_sync_setup"]
+    assert runner.app.is_running()
+    runner.run_once(123.0)
+    runner.stop()
+    assert [c[0] for c in calls.mock_calls] == ["_sync_setup", "_sync_tick", "_sync_shutdown"]
+    assert calls._sync_tick.call_args.args == (123.0,)
+
+
+def test_leftover_container_of_a_crashed_run_is_replaced(
+    make_runner: MakeRunner, container_factory: Any
+) -> None:
+    stale = container_factory("sleep 3600", name="car-app1")
+    runner = make_runner()
+    runner.start()
+    assert runner.app.is_running()
+    assert runner.runtime.client.containers.get("car-app1").id != stale.id
+
+
+def test_missing_image_with_policy_never_touches_no_volume(
+    make_runner: MakeRunner, data_dir: Path
+) -> None:
+    from container_apps.errors import ContainerRuntimeError
+
+    runner = make_runner(IMAGE="car-no-such-image:x", IMAGE_PULL_POLICY="never")
+    with pytest.raises(ContainerRuntimeError):
+        runner.start()
+    assert not runner.paths.fixed_volumes.exists()
+    runner.stop()  # nothing was touched, so nothing to undo
+
+
+def test_stop_attempts_every_step_and_reports_the_failed_one(
+    make_runner: MakeRunner, docker_client: Any, data_dir: Path, mocker: Any
+) -> None:
+    from container_apps.errors import CarError, ContainerRuntimeError
+
+    runner = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME)
+    runner.start()
+    shutdown = mocker.patch.object(
+        runner, "_sync_shutdown", side_effect=ContainerRuntimeError("sync would not stop")
+    )
+    with pytest.raises(CarError) as info:
+        runner.stop()
+    assert "sync shutdown: sync would not stop" in str(info.value)
+    assert leftovers(docker_client, data_dir) == []  # the other steps still ran
+    shutdown.side_effect = None
+    runner.stop()  # a second stop finishes the job
+    assert shutdown.call_count == 2
