@@ -1,0 +1,358 @@
+"""SnapshotConsumer: one consumer tick, start-up recovery and the first-start apply.
+
+The outline of ``tick`` (SPEC §7.5) is: read the record -> skip if its CID is the
+durably applied one, quarantined, or the instance is halted -> preflight while the app
+still runs (``validate_record``, download, ``verify_archive``, ``ApplyTransaction.stage``)
+-> confirmed stop -> ``commit`` -> start -> record the apply (``sync/apply_report.py``).
+Failures are quarantined by kind (``sync/quarantine.py``); a rollback that cannot
+prove the volume consistent halts the instance and the container stays stopped.
+
+Time: ``now`` is wall-clock seconds (quarantine and history survive restarts);
+durations and downtime come from the injected monotonic clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import (
+    ApplyFailed,
+    BlobCorrupt,
+    CarError,
+    SnapshotInvalid,
+    StoreError,
+    TransientError,
+)
+from ..stores.base import BlobStore
+from . import constants as C
+from . import quarantine as Q
+from .apply import ApplyTransaction, StepHook
+from .apply_report import ApplyOutcome, ApplyReporter, Durations
+from .apply_state import ApplyState
+from .container_control import ContainerControl
+from .journal import Journal
+from .paths import PathResolver
+from .preflight import (
+    ConsumerLimits,
+    DigestMismatch,
+    NoSpace,
+    validate_record,
+    verify_archive,
+)
+from .quarantine import Quarantine
+from .record_source import OutageLog, RecordSource
+from .records import SyncRecord, parse_record
+from .rollback import RECOVERY_FINISHED, RECOVERY_ROLLED_BACK, recover
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSettings:
+    """Where the consumer keeps its state and what it accepts."""
+
+    sync_state_dir: Path
+    control_dir: Path  # host path of /r1en_system/volume-sync (for last_apply.json)
+    history_dir: Path  # sync_history/received
+    limits: ConsumerLimits = field(default_factory=ConsumerLimits)
+
+
+class _PreflightFailed(Exception):
+    """Internal: a preflight step failed with a quarantine kind."""
+
+    def __init__(self, kind: str, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.kind = kind
+        self.exc = exc
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, NoSpace):
+        return Q.KIND_SPACE
+    if isinstance(exc, (DigestMismatch, BlobCorrupt)):
+        return Q.KIND_DIGEST
+    if isinstance(exc, StoreError):
+        return Q.KIND_DOWNLOAD
+    if isinstance(exc, SnapshotInvalid) and exc.stage == C.STAGE_EXTRACT:
+        return Q.KIND_EXTRACT
+    return Q.KIND_VALIDATION
+
+
+class SnapshotConsumer:
+    """Applies the latest record of one sync key to this instance's volumes."""
+
+    def __init__(
+        self,
+        settings: ConsumerSettings,
+        source: RecordSource,
+        store: BlobStore,
+        control: ContainerControl,
+        resolver: PathResolver,
+        log: logging.Logger,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_step: StepHook | None = None,
+    ) -> None:
+        self._settings = settings
+        self._source = source
+        self._store = store
+        self._control = control
+        self._resolver = resolver
+        self._log = log
+        self._mono = monotonic
+        self._on_step = on_step  # test-only: pause/kill a commit halfway
+        self.state = ApplyState(settings.sync_state_dir)
+        self.quarantine = Quarantine(settings.sync_state_dir / C.QUARANTINE_FILE)
+        self._journal = Journal(settings.sync_state_dir)
+        self._reporter = ApplyReporter(settings, store, log)
+        self._store_outage = OutageLog(f"blob store {store.describe()}", log)
+        self._halt_logged = False
+
+    # --- halt ------------------------------------------------------------------------
+    def is_halted(self) -> bool:
+        return self.state.is_halted()
+
+    def halt_reason(self) -> str | None:
+        return self.state.halt_reason()
+
+    def clear_halt(self) -> bool:
+        """Leave the halt (``car sync retry``); run ``recover()`` before the next start."""
+        self._halt_logged = False
+        return self.state.clear_halt()
+
+    # --- entry points ----------------------------------------------------------------
+    def tick(self, now: float) -> ApplyOutcome | None:
+        """One consumer step while the app runs; None when there was nothing to do."""
+        if self._halted():
+            return None
+        text = self._source.read(now)
+        if text is None:
+            return None
+        record = self._parse(text, now)
+        if record is None or not self._due(record, now):
+            return None
+        return self._apply(record, now)
+
+    def needs_initial_apply(self, now: float) -> bool:
+        """True if the current record differs from the durably applied CID (or none)."""
+        if self._halted():
+            return False
+        text = self._source.read(now)
+        if text is None:
+            return False
+        try:
+            record = parse_record(text)
+        except SnapshotInvalid:
+            return False
+        return self._due(record, now)
+
+    def apply_before_first_start(self, now: float) -> ApplyOutcome | None:
+        """Apply the current record before the container's first start (no stop needed)."""
+        return self.tick(now)
+
+    def recover(self, now: float | None = None) -> None:
+        """Resolve an unfinished apply journal before the container starts (SPEC §7.7)."""
+        now = time.time() if now is None else now
+        current = self.state.current() or {}
+        try:
+            outcome, header = recover(self._journal, self._log)
+        except ApplyFailed as exc:
+            cid = str(current.get("cid") or "")
+            self._enter_halt(cid, current.get("version"), str(exc), now)
+            return
+        if outcome == RECOVERY_FINISHED and header is not None:
+            if self.state.applied_cid() != header.cid:
+                self.state.set_state(
+                    C.APPLY_STATE_APPLIED, cid=header.cid, version=header.version, now=now
+                )
+        elif outcome == RECOVERY_ROLLED_BACK and header is not None:
+            self._interrupted(header.cid, header.version, now, "rolled back at start-up")
+            # A crash mid-commit may be caused by this snapshot: back off like any failure.
+            self.quarantine.record_failure(
+                header.cid,
+                header.manifest_digest,
+                kind=Q.KIND_COMMIT,
+                now=now,
+                error="commit interrupted; rolled back at start-up",
+                stage=C.STAGE_COMMIT,
+            )
+        elif current.get("state") in (C.APPLY_STATE_PREPARING, C.APPLY_STATE_APPLYING):
+            # No journal header: nothing was written (or a rollback already completed).
+            self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
+
+    # --- steps -----------------------------------------------------------------------
+    def _halted(self) -> bool:
+        if not self.state.is_halted():
+            return False
+        if not self._halt_logged:
+            self._log.error("sync halted: %s (car sync retry clears it)", self.halt_reason())
+            self._halt_logged = True
+        return True
+
+    def _parse(self, text: str, now: float) -> SyncRecord | None:
+        try:
+            return parse_record(text)
+        except SnapshotInvalid as exc:
+            digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+            if self.quarantine.blocking("", digest, now) is None:
+                self._log.warning("registry record is malformed: %s", exc)
+                self.quarantine.record_failure(
+                    "",
+                    digest,
+                    kind=Q.KIND_VALIDATION,
+                    error=str(exc),
+                    now=now,
+                    stage=C.STAGE_VALIDATION,
+                )
+            return None
+
+    def _due(self, record: SyncRecord, now: float) -> bool:
+        if record.cid == self.state.applied_cid():
+            return False
+        return self.quarantine.blocking(record.cid, record.manifest.digest(), now) is None
+
+    def _apply(self, record: SyncRecord, now: float) -> ApplyOutcome | None:
+        start = self._mono()
+        self.state.set_state(
+            C.APPLY_STATE_PREPARING, cid=record.cid, version=record.version, now=now
+        )
+        txn = ApplyTransaction(self._journal, self._resolver, self._log, on_step=self._on_step)
+        try:
+            download_s = self._preflight(record, txn)
+        except _PreflightFailed as failed:
+            txn.rollback()  # drops a partial plan; no volume was touched
+            return self._quarantine_failure(record, failed.kind, failed.exc, now, stopped=False)
+        except TransientError as exc:
+            txn.rollback()
+            self._store_outage.failed(exc)
+            self.state.set_state(
+                C.APPLY_STATE_FAILED_PREFLIGHT,
+                cid=record.cid,
+                version=record.version,
+                now=now,
+                error=str(exc),
+                stage=C.STAGE_R1FS_DOWNLOAD,
+            )
+            return None
+        durations = Durations(download=download_s, prepare=self._mono() - start - download_s)
+        return self._stop_commit_start(record, txn, durations, now)
+
+    def _preflight(self, record: SyncRecord, txn: ApplyTransaction) -> float:
+        """Validate, download, verify and stage; returns the download seconds."""
+        try:
+            validate_record(record, self._settings.limits, self._resolver)
+        except SnapshotInvalid as exc:
+            raise _PreflightFailed(Q.KIND_VALIDATION, exc) from exc
+        t0 = self._mono()
+        try:
+            archive = self._store.get(record.cid, sha256=record.manifest.archive_sha256)
+        except TransientError:
+            raise
+        except StoreError as exc:
+            raise _PreflightFailed(_failure_kind(exc), exc) from exc
+        self._store_outage.ok()
+        download_s = self._mono() - t0
+        try:
+            verify_archive(archive, record)
+        except DigestMismatch as exc:
+            self._store.delete(record.cid, remote=False, local=True)
+            raise _PreflightFailed(Q.KIND_DIGEST, exc) from exc
+        try:
+            txn.stage(archive, record, self._settings.limits)
+        except (SnapshotInvalid, OSError) as exc:
+            kind = Q.KIND_EXTRACT if isinstance(exc, OSError) else _failure_kind(exc)
+            raise _PreflightFailed(kind, exc) from exc
+        return download_s
+
+    def _stop_commit_start(
+        self, record: SyncRecord, txn: ApplyTransaction, durations: Durations, now: float
+    ) -> ApplyOutcome:
+        was_running = self._control.is_running()
+        stopped_at = self._mono()
+        if was_running:
+            try:
+                self._control.stop_confirmed()
+            except CarError as exc:  # aborts before any write (SPEC §7.8)
+                txn.rollback()
+                return self._quarantine_failure(record, Q.KIND_STOP, exc, now, stopped=False)
+        self.state.set_state(
+            C.APPLY_STATE_APPLYING, cid=record.cid, version=record.version, now=now
+        )
+        t_commit = self._mono()
+        try:
+            txn.commit()
+        except ApplyFailed as exc:
+            if not exc.rolled_back:
+                self._enter_halt(record.cid, record.version, str(exc), now)
+                return ApplyOutcome.failed(
+                    record, Q.KIND_COMMIT, exc, stopped=was_running, halted=True
+                )
+            outcome = self._quarantine_failure(record, Q.KIND_COMMIT, exc, now, stopped=was_running)
+            self._restart(was_running)
+            return outcome
+        durations = durations.with_commit(self._mono() - t_commit)
+        self.state.set_state(C.APPLY_STATE_APPLIED, cid=record.cid, version=record.version, now=now)
+        if not txn.finish():
+            self._log.error("backup dir of %s not removed; retried at the next start", record.cid)
+        self._restart(was_running)
+        downtime = self._mono() - stopped_at if was_running else 0.0
+        self.quarantine.clear(record.cid)
+        applied_at = now + (self._mono() - stopped_at)
+        return self._reporter.report(record, durations, downtime, applied_at, txn.plan)
+
+    def _restart(self, was_running: bool) -> None:
+        if not was_running:
+            return  # before the first start: the runner starts the container itself
+        try:
+            self._control.start()
+        except CarError as exc:
+            self._log.error("container start after apply failed: %s", exc)
+
+    def _quarantine_failure(
+        self, record: SyncRecord, kind: str, exc: BaseException, now: float, *, stopped: bool
+    ) -> ApplyOutcome:
+        stage = getattr(exc, "stage", None) or (
+            C.STAGE_RUNTIME_STOP if kind == Q.KIND_STOP else None
+        )
+        entry = self.quarantine.record_failure(
+            record.cid, record.manifest.digest(), kind=kind, error=str(exc), now=now, stage=stage
+        )
+        state = C.APPLY_STATE_FAILED_ROLLED_BACK if stopped else C.APPLY_STATE_FAILED_PREFLIGHT
+        self.state.set_state(
+            state, cid=record.cid, version=record.version, now=now, error=str(exc), stage=stage
+        )
+        self._log.warning(
+            "snapshot %s refused (%s): %s; quarantined until +%.0fs",
+            record.cid,
+            kind,
+            exc,
+            entry.retry_at - now,
+        )
+        return ApplyOutcome.failed(record, kind, exc, stopped=stopped, halted=False)
+
+    def _interrupted(self, cid: str, version: object, now: float, what: str) -> None:
+        ver = version if isinstance(version, int) else None
+        self.state.set_state(
+            C.APPLY_STATE_FAILED_ROLLED_BACK,
+            cid=cid,
+            version=ver,
+            now=now,
+            error=f"apply {what}",
+            stage=C.STAGE_COMMIT,
+        )
+
+    def _enter_halt(self, cid: str, version: object, reason: str, now: float) -> None:
+        ver = version if isinstance(version, int) else None
+        self.state.set_state(
+            C.APPLY_STATE_UNCERTAIN,
+            cid=cid,
+            version=ver,
+            now=now,
+            error=reason,
+            stage=C.STAGE_COMMIT,
+        )
+        self.state.halt(reason, now=now, cid=cid or None)
+        self._log.error("sync halted, container stays stopped: %s", reason)

@@ -1,0 +1,152 @@
+"""Quarantine: failed snapshots wait out an exponential backoff (SPEC §7.8).
+
+A record that failed once (bad manifest, failed download, digest mismatch, bad member,
+no space, failed stop or commit) would otherwise be retried every tick, and a failure
+after the stop would stop the app every tick. Entries are keyed by (CID, manifest
+digest), so a re-published record with the same CID but a different manifest gets a
+fresh chance. Backoff is 60 s x 2^(n-1), capped at 3600 s. The state lives in
+``sync_state/quarantine.json`` so it survives runner restarts; times are wall-clock
+seconds for the same reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..fsutil import atomic_write_json
+from . import constants as C
+
+# Failure kinds (SPEC §7.8); "stop" is the confirmed stop failing before any write.
+KIND_VALIDATION = "validation"
+KIND_DOWNLOAD = "download"
+KIND_DIGEST = "digest"
+KIND_EXTRACT = "extract"
+KIND_SPACE = "space"
+KIND_COMMIT = "commit"
+KIND_STOP = "stop"
+FAILURE_KINDS = (
+    KIND_VALIDATION,
+    KIND_DOWNLOAD,
+    KIND_DIGEST,
+    KIND_EXTRACT,
+    KIND_SPACE,
+    KIND_COMMIT,
+    KIND_STOP,
+)
+
+
+def backoff_seconds(
+    failures: int, base: float = C.QUARANTINE_BASE_SECONDS, cap: float = C.QUARANTINE_CAP_SECONDS
+) -> float:
+    """60 s x 2^(n-1) capped at 3600 s for the n-th consecutive failure (n >= 1)."""
+    exponent = min(max(failures, 1) - 1, 32)  # 2^32 x 60 s is far past any cap
+    return float(min(base * (2**exponent), cap))
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineEntry:
+    """One quarantined (CID, manifest digest) and why."""
+
+    cid: str
+    manifest_digest: str
+    failures: int
+    kind: str
+    stage: str | None
+    error: str
+    first_failed_at: float
+    last_failed_at: float
+    retry_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Quarantine:
+    """Persistent quarantine table in ``sync_state/quarantine.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _load(self) -> dict[str, QuarantineEntry]:
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            # A damaged file must not block applies forever; start afresh.
+            return {}
+        out: dict[str, QuarantineEntry] = {}
+        for item in raw.get("entries", []) if isinstance(raw, dict) else []:
+            try:
+                entry = QuarantineEntry(**item)
+            except TypeError:
+                continue
+            out[_key(entry.cid, entry.manifest_digest)] = entry
+        return out
+
+    def _save(self, table: dict[str, QuarantineEntry]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        entries = [e.to_dict() for e in sorted(table.values(), key=lambda e: e.last_failed_at)]
+        atomic_write_json(self.path, {"entries": entries})
+
+    def record_failure(
+        self,
+        cid: str,
+        manifest_digest: str,
+        *,
+        kind: str,
+        error: str,
+        now: float,
+        stage: str | None = None,
+    ) -> QuarantineEntry:
+        """Count one more failure and set the next retry time.
+
+        Args:
+            kind: one of ``FAILURE_KINDS``.
+            now: wall-clock seconds.
+
+        Returns:
+            The updated entry.
+        """
+        table = self._load()
+        old = table.get(_key(cid, manifest_digest))
+        failures = (old.failures if old else 0) + 1
+        entry = QuarantineEntry(
+            cid=cid,
+            manifest_digest=manifest_digest,
+            failures=failures,
+            kind=kind,
+            stage=stage,
+            error=error,
+            first_failed_at=old.first_failed_at if old else now,
+            last_failed_at=now,
+            retry_at=now + backoff_seconds(failures),
+        )
+        table[_key(cid, manifest_digest)] = entry
+        self._save(table)
+        return entry
+
+    def blocking(self, cid: str, manifest_digest: str, now: float) -> QuarantineEntry | None:
+        """The entry if its backoff has not expired at ``now``, else None."""
+        entry = self._load().get(_key(cid, manifest_digest))
+        if entry is not None and now < entry.retry_at:
+            return entry
+        return None
+
+    def clear(self, cid: str | None = None) -> None:
+        """Forget entries for ``cid`` (all entries when None), e.g. after a success."""
+        table = self._load()
+        kept = {k: e for k, e in table.items() if cid is not None and e.cid != cid}
+        if kept != table:
+            self._save(kept)
+
+    def entries(self) -> list[QuarantineEntry]:
+        """Every entry, oldest failure first (for ``car sync status``)."""
+        return sorted(self._load().values(), key=lambda e: e.last_failed_at)
+
+
+def _key(cid: str, manifest_digest: str) -> str:
+    return f"{cid}|{manifest_digest}"
