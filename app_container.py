@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .docker_runtime import ContainerSpec, ContainerState, DockerRuntime
+from .docker_runtime import LABEL_DATA_DIR, ContainerSpec, ContainerState, DockerRuntime
 from .errors import CarError, ContainerNotFound, ContainerRuntimeError
 from .fsutil import atomic_write_bytes
 
@@ -68,6 +68,26 @@ class AppContainer:
 
     def get_archive(self, container_path: str) -> Iterator[bytes]:
         return self.runtime.get_archive(self.name, container_path)
+
+    def remove_leftover(self) -> None:
+        """Remove a container of this name left by a crashed run of *this* runner.
+
+        Raises:
+            ContainerRuntimeError: the name is taken by a container of another data dir
+                (or not made by car): it is left alone.
+        """
+        state = self.state()
+        if state is None:
+            return
+        owner = state.labels.get(LABEL_DATA_DIR)
+        if owner != self.spec.data_dir:
+            raise ContainerRuntimeError(
+                f"container name {self.name} is taken by a container of "
+                f"{owner or 'something other than car'}",
+                hint="stop that runner, or use another INSTANCE_ID",
+            )
+        self.log.warning("container %s: removing the leftover of an earlier run", self.name)
+        self.stop_confirmed()
 
     def stop_confirmed(self) -> None:
         """Stop (STOP_TIMEOUT), save logs, remove; return once Docker reports it gone.

@@ -94,7 +94,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         ensure_image(self.runtime, cfg.image, cfg.image_pull_policy, self.log)
         self._began = True
         self._default_owner = image_owner(self.runtime, cfg.image, cfg.container_user, self.log)
-        self.app.stop_confirmed()  # a container left by a crashed run of this instance
+        self.app.remove_leftover()
         self._provision()
         self._sync_setup()
         if self._sync_may_start():

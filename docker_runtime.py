@@ -95,6 +95,7 @@ class ContainerState:
 
     status: str
     exit_code: int | None
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def running(self) -> bool:
@@ -206,7 +207,8 @@ class DockerRuntime:
             return None
         state = container.attrs.get("State", {})
         code = state.get("ExitCode")
-        return ContainerState(status=str(container.status), exit_code=code)
+        labels = container.attrs.get("Config", {}).get("Labels") or {}
+        return ContainerState(status=str(container.status), exit_code=code, labels=labels)
 
     def status(self, name: str) -> str | None:
         """Docker's status string ("running", "exited", ...), or None when absent."""

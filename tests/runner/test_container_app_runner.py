@@ -200,13 +200,29 @@ def test_sync_hooks_run_at_their_lifecycle_points(make_runner: MakeRunner, mocke
 
 
 def test_leftover_container_of_a_crashed_run_is_replaced(
-    make_runner: MakeRunner, container_factory: Any
+    make_runner: MakeRunner, container_factory: Any, data_dir: Path
 ) -> None:
-    stale = container_factory("sleep 3600", name="car-app1")
+    label = {"car.data_dir": str(data_dir.absolute())}
+    stale = container_factory("sleep 3600", name="car-app1", labels=label)
     runner = make_runner()
     runner.start()
     assert runner.app.is_running()
     assert runner.runtime.client.containers.get("car-app1").id != stale.id
+
+
+def test_container_of_another_data_dir_is_left_alone(
+    make_runner: MakeRunner, container_factory: Any, data_dir: Path
+) -> None:
+    from container_apps.errors import ContainerRuntimeError
+
+    other = container_factory("sleep 3600", name="car-app1", labels={"car.data_dir": "/elsewhere"})
+    runner = make_runner()
+    with pytest.raises(ContainerRuntimeError) as info:
+        runner.start()
+    assert "taken by a container of /elsewhere" in str(info.value)
+    other.reload()
+    assert other.status == "running"
+    assert not runner.paths.fixed_volumes.exists()  # refused before any volume
 
 
 def test_missing_image_with_policy_never_touches_no_volume(
