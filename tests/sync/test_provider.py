@@ -72,6 +72,7 @@ def make_rig(
     tmp_path: Path,
     *,
     store: Any = None,
+    store_faults: Any = None,
     registry: Any = None,
     data: Path | None = None,
     bindings: list[VolumeBinding] | None = None,
@@ -85,7 +86,7 @@ def make_rig(
         (data / "a.txt").write_text("alpha")
         (data / "sub" / "b.txt").write_text("beta")
     journal: list[str] = []
-    store = JournalStore(store or MemoryBlobStore(tmp_path / "cache"), journal)
+    store = JournalStore(store or MemoryBlobStore(tmp_path / "cache"), journal, store_faults)
     registry = registry or FaultyRegistry(MemoryRegistry())
     history = HistoryLog(tmp_path / "history" / "sent")
     containers = FakeContainers(journal)
@@ -343,8 +344,7 @@ def test_start_failure_after_capture_still_publishes(rig: Rig) -> None:
 
 
 def test_upload_failure_is_r1fs_upload_and_nothing_is_published(tmp_path: Path) -> None:
-    rig = make_rig(tmp_path)
-    rig.store._schedule._queues["put"].append(StoreUnavailable("s3 down at 10.0.0.1"))
+    rig = make_rig(tmp_path, store_faults={"put": [StoreUnavailable("s3 down at 10.0.0.1")]})
     rig.request({"archive_paths": ["/app/data"]})
     outcome = rig.publisher.publish_pending(NOW)
     assert outcome is not None and outcome.stage == "r1fs_upload"
@@ -397,8 +397,7 @@ def test_publish_failure_survives_reread_failure_and_delete_failure(tmp_path: Pa
     registry = FaultyRegistry(
         MemoryRegistry(), {"hset": [RegistryUnavailable("a")], "hget": [RegistryUnavailable("b")]}
     )
-    rig = make_rig(tmp_path, registry=registry)
-    rig.store._schedule._queues["delete"].append(StoreUnavailable("c"))
+    rig = make_rig(tmp_path, registry=registry, store_faults={"delete": [StoreUnavailable("c")]})
     rig.request({"archive_paths": ["/app/data"]})
     assert rig.publisher.publish_pending(NOW).stage == "chainstore_publish"  # type: ignore[union-attr]
     registry.assert_all_faults_fired()
@@ -428,10 +427,10 @@ def _publish_version(rig: Rig, n: int) -> str:
     return outcome.cid
 
 
-def test_every_older_cid_is_retired_and_failures_are_retried(rig: Rig) -> None:
+def test_every_older_cid_is_retired_and_failures_are_retried(tmp_path: Path) -> None:
+    rig = make_rig(tmp_path, store_faults={"delete": [StoreUnavailable("flaky")]})
     first = _publish_version(rig, 1)
     assert rig.store.inner.cids() == {first}
-    rig.store._schedule._queues["delete"].append(StoreUnavailable("flaky"))
     second = _publish_version(rig, 2)
     assert rig.store.inner.cids() == {first, second}  # the delete failed
     entries = {e.cid: e.data["deletion"] for e in rig.history.entries()}
