@@ -14,7 +14,7 @@ import importlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, parse_qs, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from .errors import ConfigError
 
@@ -31,6 +31,9 @@ def redact_url(url: str) -> str:
     Never raises: a URL too broken to parse is reduced to its scheme, since the broken
     part might be the secret.
     """
+    if "://" not in url:
+        # Not a URL; it could still be "user:secret@host" typed without a scheme.
+        return _MASK if "@" in url else url
     try:
         parts = urlsplit(url)
         _ = parts.port  # raises ValueError on a malformed port
@@ -46,7 +49,17 @@ def redact_url(url: str) -> str:
         if not user:
             netloc = f":{_MASK}@{hostport}"
     query = "&".join(_redact_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return join_url(parts._replace(netloc=netloc, query=query))
+
+
+def join_url(parts: SplitResult) -> str:
+    """Rebuild a URL keeping ``scheme://`` even with no host (``sqlite:///p``).
+
+    ``urlunsplit`` drops the ``//`` of an empty host for schemes it does not know.
+    """
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    url += f"?{parts.query}" if parts.query else ""
+    return url + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _redact_pair(pair: str) -> str:
@@ -61,7 +74,7 @@ def split_url(url: str, *, key: str, schemes: tuple[str, ...]) -> SplitResult:
         ConfigError: "<key>: ..." for a non-URL, a wrong scheme or a malformed port.
     """
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"{key}: must be a URL like {schemes[0]}://..., got {url!r}")
+        raise ConfigError(f"{key}: must be a URL like {schemes[0]}://..., got {redact_url(url)!r}")
     try:
         parts = urlsplit(url)
         _ = parts.port
@@ -80,7 +93,7 @@ def query_params(parts: SplitResult, *, key: str, allowed: tuple[str, ...]) -> d
     Raises:
         ConfigError: an unknown, repeated or empty parameter (the message lists ``allowed``).
     """
-    url = redact_url(urlunsplit(parts))
+    url = redact_url(join_url(parts))
     try:
         raw = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError as exc:
@@ -104,7 +117,7 @@ def absolute_path(parts: SplitResult, *, key: str, example: str) -> Path:
     Raises:
         ConfigError: a host part, a relative or empty path.
     """
-    url = redact_url(urlunsplit(parts))
+    url = redact_url(join_url(parts))
     if parts.netloc:
         raise ConfigError(
             f"{key}: {url} names a host {parts.netloc!r}; "
@@ -137,7 +150,7 @@ def load_backend_class(
     """
     scheme = urlsplit(url).scheme if isinstance(url, str) and "://" in url else ""
     if not scheme:
-        raise ConfigError(f"{key}: must be a URL like {example}, got {url!r}")
+        raise ConfigError(f"{key}: must be a URL like {example}, got {redact_url(str(url))!r}")
     target = known.get(scheme)
     if target is None:
         names = ", ".join(f"{s}://" for s in known)

@@ -71,9 +71,7 @@ class SqliteRegistry:
                 f"cannot create {self.path.parent} for {self.describe()}: {exc.strerror}",
                 hint="fix STORAGE.REGISTRY or the directory's permissions",
             ) from exc
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
+        self._initialise()
 
     @staticmethod
     def check_url(url: str) -> None:
@@ -119,6 +117,29 @@ class SqliteRegistry:
     def describe(self) -> str:
         """``sqlite://<path>`` (no secrets in a path)."""
         return f"sqlite://{self.path}"
+
+    def _initialise(self) -> None:
+        """Switch the file to WAL and create the table, racing safely with other processes.
+
+        Two processes creating a fresh file can deadlock inside SQLite (both hold a read
+        lock and want the write lock); SQLite then answers "locked" at once instead of
+        waiting. So this one step waits out the busy timeout itself, like SQLite's busy
+        handler would; every later call relies on the busy handler alone.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                with self._connect() as conn:
+                    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                        conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(_SCHEMA)
+                    conn.execute("COMMIT")
+                return
+            except RegistryUnavailable:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

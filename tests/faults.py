@@ -12,7 +12,7 @@ When a schedule is used up, calls go through. ``assert_all_faults_fired()`` fail
 whose scheduled faults were never reached (a fault test that cannot fail is a defect).
 ``calls`` records every (operation, args) in order.
 
-    store = FaultyBlobStore(MemoryBlobStore(tmp_path), faults={"put": [StoreUnavailable("x"), None]})
+    store = FaultyBlobStore(MemoryBlobStore(tmp), faults={"put": [StoreUnavailable("x"), None]})
 """
 
 from __future__ import annotations
