@@ -180,3 +180,16 @@ def test_example_configs_are_valid() -> None:
     assert examples
     for path in examples:
         load_runner_config(path)
+
+
+def test_yaml_without_pyyaml_is_a_config_error_with_install_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml -> ImportError
+    path = tmp_path / "c.yml"
+    path.write_text("IMAGE: x\n")
+    with pytest.raises(ConfigError) as info:
+        load_runner_config(path)
+    assert info.value.hint is not None and "pip install pyyaml" in info.value.hint
