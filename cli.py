@@ -96,8 +96,8 @@ def run(
 
 
 # --- further command modules ---------------------------------------------------------
-# The lead registers `car sync status|history|retry` and `car demo` here, e.g.:
-#     from . import cli_demo, cli_sync
+# Importing these registers `car demo` and `car sync status|history|retry` on `app`.
+from . import cli_demo, cli_sync  # noqa: E402, F401
 
 
 def main() -> None:

@@ -64,13 +64,18 @@ fi
 while true; do sleep 1 & wait $!; done
 """
 
-# The consumer reports what it sees each time it starts with applied data.
+# The consumer reports what it sees whenever last_apply.json changes. The runner writes
+# last_apply.json after it restarts the app (SPEC §7.5), so an app watches for it.
 CONSUMER_SCRIPT = f"""
 trap 'exit 0' TERM INT
-if [ -f $R1_VOLUME_SYNC_DIR/last_apply.json ] && [ -d {DATA_MOUNT}/blobs ]; then
-  echo "CONSUMER-SEES $({_DIGEST})"
-fi
-while true; do sleep 1 & wait $!; done
+seen=""
+while true; do
+  if [ -f $R1_VOLUME_SYNC_DIR/last_apply.json ]; then
+    now=$(cat $R1_VOLUME_SYNC_DIR/last_apply.json)
+    if [ "$now" != "$seen" ]; then seen=$now; echo "CONSUMER-SEES $({_DIGEST})"; fi
+  fi
+  sleep 1 & wait $!
+done
 """
 
 

@@ -1,0 +1,245 @@
+"""SyncManager: wires the provider or consumer step objects and drives them (STYLE G5).
+
+The only code that knows the order of things at start (recover, then apply before the
+first start) and the poll cadence (``POLL_INTERVAL`` on a monotonic clock; the consumer's
+registry refresh cadence lives in ``RecordSource``). ``build_sync_manager`` turns a
+``SyncConfig`` plus what the runner provisioned into a manager; when sync cannot run (not
+enabled, no system volume, a backend that cannot be opened) it returns a manager that
+does nothing and says why, so the runner never branches on it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CarError
+from ..fsutil import atomic_write_json
+from ..layout import InstancePaths
+from ..registries.base import Registry
+from ..registries.factory import default_registry_url, open_registry
+from ..stores.base import BlobStore
+from ..stores.factory import default_store_url, open_store
+from ..stores.progress import ProgressStore
+from ..volumes.binding import VolumeBinding
+from .config import SyncConfig
+from .consumer import ConsumerSettings, SnapshotConsumer
+from .container_control import ContainerControl
+from .control_files import ControlDir
+from .history import HistoryLog
+from .paths import PathResolver
+from .preflight import ConsumerLimits
+from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
+from .record_source import RecordSource
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSite:
+    """What the runner provisioned and knows, as sync needs it."""
+
+    paths: InstancePaths
+    bindings: Sequence[VolumeBinding]
+    node_id: str
+    blobs_url: str | None = None
+    registry_url: str | None = None
+    system_volume_error: str | None = None
+
+    @property
+    def store_url(self) -> str:
+        return self.blobs_url or default_store_url(self.paths.data.root)
+
+    @property
+    def registry_url_or_default(self) -> str:
+        return self.registry_url or default_registry_url(self.paths.data.root)
+
+    @property
+    def download_dir(self) -> Path:
+        return self.paths.sync_state / "downloads"
+
+
+class SyncManager:
+    """Drives one role: ``start`` once before the first container start, then ``tick``."""
+
+    def __init__(
+        self,
+        cfg: SyncConfig,
+        *,
+        publisher: SnapshotPublisher | None = None,
+        consumer: SnapshotConsumer | None = None,
+        disabled_reason: str | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        log: logging.Logger = _log,
+    ) -> None:
+        self.cfg = cfg
+        self.publisher = publisher
+        self.consumer = consumer
+        self.disabled_reason = disabled_reason
+        self._wall = wall_clock
+        self._log = log
+        self._next_tick: float | None = None
+        self._halt_seen = False
+
+    @property
+    def active(self) -> bool:
+        return self.publisher is not None or self.consumer is not None
+
+    def start(self) -> None:
+        """Recover interrupted work; a consumer applies the current record if it differs."""
+        now = self._wall()
+        if self.publisher is not None:
+            self.publisher.recover()
+        if self.consumer is None:
+            return
+        self.consumer.recover(now)
+        if self.consumer.is_halted():
+            self._halt_seen = True
+            self._log.error("volume-sync halted: %s", self.consumer.halt_reason())
+        elif self.consumer.needs_initial_apply(now):
+            self._log.info("volume-sync: applying the current snapshot before the first start")
+            self.consumer.apply_before_first_start(now)
+
+    def may_start(self) -> bool:
+        """False while halted (SPEC §7.7); after ``car sync retry`` recovers first."""
+        if self.consumer is None:
+            return True
+        if self.consumer.is_halted():
+            self._halt_seen = True
+            return False
+        if self._halt_seen:
+            self._log.info("volume-sync halt cleared; recovering before the container starts")
+            self.consumer.recover(self._wall())
+            self._halt_seen = self.consumer.is_halted()
+            return not self._halt_seen
+        return True
+
+    def tick(self, monotonic_now: float) -> None:
+        """One sync step, at most every ``POLL_INTERVAL`` seconds."""
+        if not self.active:
+            return
+        if self._next_tick is not None and monotonic_now < self._next_tick:
+            return
+        self._next_tick = monotonic_now + self.cfg.poll_interval
+        now = self._wall()
+        if self.publisher is not None:
+            self.publisher.publish_pending(now)
+        if self.consumer is not None:
+            self.consumer.tick(now)
+
+
+def build_sync_manager(
+    cfg: SyncConfig,
+    site: SyncSite,
+    containers: ContainerControl,
+    *,
+    log: logging.Logger = _log,
+) -> SyncManager:
+    """The manager for this runner; a disabled one (with a reason) when sync cannot run."""
+    reason = _disabled_reason(cfg, site)
+    store: BlobStore | None = None
+    registry: Registry | None = None
+    if reason is None:
+        try:
+            store = ProgressStore(open_store(site.store_url, cache_dir=site.download_dir))
+            registry = open_registry(site.registry_url_or_default)
+        except CarError as exc:
+            reason = f"volume-sync backends unavailable: {exc}"
+    write_runner_state(cfg, site, store, registry, reason)
+    if reason is not None or store is None or registry is None:
+        if cfg.enabled:
+            log.error("volume-sync is off: %s", reason)
+        return SyncManager(cfg, disabled_reason=reason, log=log)
+    if cfg.apply_mode_note and cfg.is_consumer:
+        log.warning(cfg.apply_mode_note)
+    resolver = PathResolver(site.bindings)
+    if cfg.is_provider:
+        return SyncManager(
+            cfg,
+            publisher=_publisher(cfg, site, resolver, containers, store, registry, log),
+            log=log,
+        )
+    return SyncManager(
+        cfg, consumer=_consumer(cfg, site, resolver, containers, store, registry, log), log=log
+    )
+
+
+def _disabled_reason(cfg: SyncConfig, site: SyncSite) -> str | None:
+    if not cfg.enabled:
+        return "SYNC.ENABLED is false"
+    if site.system_volume_error is not None:
+        return f"system volume unavailable: {site.system_volume_error}"
+    return None
+
+
+def _publisher(
+    cfg: SyncConfig,
+    site: SyncSite,
+    resolver: PathResolver,
+    containers: ContainerControl,
+    store: BlobStore,
+    registry: Registry,
+    log: logging.Logger,
+) -> SnapshotPublisher:
+    assert cfg.key is not None  # SyncConfig requires KEY when enabled
+    config = PublisherConfig(
+        sync_key=cfg.key,
+        node_id=site.node_id,
+        work_dir=site.paths.output,
+        archive_format=cfg.archive_format,
+        compression_level=cfg.effective_compression_level,
+        allow_online=cfg.allow_online_provider_capture,
+        max_archive_bytes=cfg.max_archive_bytes,
+    )
+    control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
+    targets = PublishTargets(
+        store=store, registry=registry, history=HistoryLog(site.paths.history_sent)
+    )
+    return SnapshotPublisher(config, control, resolver, containers, targets, log=log)
+
+
+def _consumer(
+    cfg: SyncConfig,
+    site: SyncSite,
+    resolver: PathResolver,
+    containers: ContainerControl,
+    store: BlobStore,
+    registry: Registry,
+    log: logging.Logger,
+) -> SnapshotConsumer:
+    assert cfg.key is not None
+    settings = ConsumerSettings(
+        sync_state_dir=site.paths.sync_state,
+        control_dir=site.paths.volume_sync_dir,
+        history_dir=site.paths.history_received,
+        limits=ConsumerLimits.from_config(cfg),
+    )
+    source = RecordSource(registry, cfg.key, cfg.hsync_poll_interval, log)
+    return SnapshotConsumer(settings, source, store, containers, resolver, log)
+
+
+def write_runner_state(
+    cfg: SyncConfig,
+    site: SyncSite,
+    store: BlobStore | None,
+    registry: Registry | None,
+    disabled_reason: str | None,
+) -> None:
+    """``runner.json``: what ``car sync status`` shows about this instance's setup."""
+    state: dict[str, Any] = {
+        "instance_id": site.paths.instance_id,
+        "node_id": site.node_id,
+        "role": cfg.type if cfg.enabled else None,
+        "key": cfg.key if cfg.enabled else None,
+        "blob_store": store.describe() if store is not None else None,
+        "registry": registry.describe() if registry is not None else None,
+        "sync_disabled_reason": disabled_reason if cfg.enabled else None,
+        "system_volume_error": site.system_volume_error,
+        "started_timestamp": time.time(),
+    }
+    site.paths.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(site.paths.runner_state, state)
