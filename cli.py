@@ -82,7 +82,7 @@ def run(
             typer.echo(f"car: config error: {problem}", err=True)
         raise fail(f"cannot use config {config}: fix the problems above", EXIT_USAGE) from None
     root = data_dir or default_data_dir()
-    runner = ContainerAppRunnerPlugin(cfg, DataDir(root))
+    runner = ContainerAppRunnerPlugin(cfg, DataDir(root.absolute()))
     try:
         code = runner.run_forever()
     except ForcedExit:

@@ -59,6 +59,11 @@ class SyncSite:
         return self.registry_url or default_registry_url(self.paths.data.root)
 
     @property
+    def volume_roots(self) -> tuple[Path, ...]:
+        """Where this instance's syncable volumes live on the host (SPEC §3.2)."""
+        return (self.paths.fixed_volumes / "mounts", self.paths.data.container_volumes)
+
+    @property
     def download_dir(self) -> Path:
         return self.paths.sync_state / "downloads"
 
@@ -156,7 +161,8 @@ def build_sync_manager(
         return SyncManager(cfg, disabled_reason=reason, log=log)
     if cfg.apply_mode_note and cfg.is_consumer:
         log.warning(cfg.apply_mode_note)
-    resolver = PathResolver(site.bindings)
+    # Rule 6's anchored check: a volume root must lie in this instance's own volume dirs.
+    resolver = PathResolver(site.bindings, allowed_roots=site.volume_roots)
     if cfg.is_provider:
         return SyncManager(
             cfg,

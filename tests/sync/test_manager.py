@@ -1,0 +1,140 @@
+"""SyncManager: the start order, the start gate, the poll cadence and the disabled cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from unittest.mock import MagicMock
+
+import pytest
+from container_apps.errors import StoreError
+from container_apps.layout import DataDir
+from container_apps.sync.config import SyncConfig
+from container_apps.sync.consumer import SnapshotConsumer
+from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
+from container_apps.sync.provider import SnapshotPublisher
+from container_apps.tests.fakes import FakeContainers
+from container_apps.volumes.binding import VolumeBinding
+from pytest_mock import MockerFixture
+
+PROVIDER = {"ENABLED": True, "KEY": "k", "TYPE": "provider", "POLL_INTERVAL": 2}
+CONSUMER = {"ENABLED": True, "KEY": "k", "TYPE": "consumer", "POLL_INTERVAL": 2}
+
+
+def _site(tmp_path: Path, **kw: Any) -> SyncSite:
+    paths = DataDir(tmp_path / "data").instance("app")
+    paths.ensure()
+    paths.volume_sync_dir.mkdir(parents=True)
+    mount = paths.volume_mount("vol")
+    mount.mkdir(parents=True)
+    binding = VolumeBinding("vol", "fixed", mount, "/app/data")
+    return SyncSite(paths=paths, bindings=[binding], node_id="node-a", **kw)
+
+
+def _runner_state(site: SyncSite) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(site.paths.runner_state.read_text())
+    return data
+
+
+def test_disabled_sync_builds_an_inactive_manager(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    manager = build_sync_manager(SyncConfig.parse(None), site, FakeContainers())
+    assert not manager.active
+    assert manager.may_start()
+    assert _runner_state(site)["role"] is None
+
+
+def test_missing_system_volume_turns_sync_off_with_the_reason(tmp_path: Path) -> None:
+    site = _site(tmp_path, system_volume_error="mkfs failed")
+    manager = build_sync_manager(SyncConfig.parse(PROVIDER), site, FakeContainers())
+    assert not manager.active
+    assert "mkfs failed" in (manager.disabled_reason or "")
+    assert "mkfs failed" in _runner_state(site)["sync_disabled_reason"]
+
+
+def test_unopenable_backend_turns_sync_off_instead_of_crashing(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    mocker.patch("container_apps.sync.manager.open_store", side_effect=StoreError("no bucket"))
+    site = _site(tmp_path)
+    manager = build_sync_manager(SyncConfig.parse(PROVIDER), site, FakeContainers())
+    assert not manager.active
+    assert "no bucket" in (manager.disabled_reason or "")
+
+
+def test_provider_config_builds_a_publisher_on_the_embedded_backends(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    manager = build_sync_manager(SyncConfig.parse(PROVIDER), site, FakeContainers())
+    assert isinstance(manager.publisher, SnapshotPublisher)
+    assert manager.consumer is None
+    state = _runner_state(site)
+    assert state["role"] == "provider"
+    assert state["blob_store"].startswith("file://")
+    assert state["registry"].startswith("sqlite://")
+
+
+def test_consumer_config_builds_a_consumer(tmp_path: Path) -> None:
+    manager = build_sync_manager(SyncConfig.parse(CONSUMER), _site(tmp_path), FakeContainers())
+    assert isinstance(manager.consumer, SnapshotConsumer)
+    assert manager.publisher is None
+
+
+def _consumer_mock(*, halted: bool = False, needs_apply: bool = True) -> MagicMock:
+    consumer = MagicMock(spec=SnapshotConsumer)
+    consumer.is_halted.return_value = halted
+    consumer.needs_initial_apply.return_value = needs_apply
+    return consumer
+
+
+def test_start_recovers_before_the_initial_apply() -> None:
+    consumer = _consumer_mock()
+    SyncManager(SyncConfig.parse(CONSUMER), consumer=consumer, wall_clock=lambda: 5.0).start()
+    names = [c[0] for c in consumer.method_calls]
+    assert names.index("recover") < names.index("apply_before_first_start")
+    consumer.apply_before_first_start.assert_called_once_with(5.0)
+
+
+def test_start_skips_the_initial_apply_when_already_applied() -> None:
+    consumer = _consumer_mock(needs_apply=False)
+    SyncManager(SyncConfig.parse(CONSUMER), consumer=consumer).start()
+    consumer.apply_before_first_start.assert_not_called()
+
+
+def test_halted_consumer_holds_the_start_until_the_halt_is_cleared() -> None:
+    consumer = _consumer_mock(halted=True)
+    manager = SyncManager(SyncConfig.parse(CONSUMER), consumer=consumer)
+    manager.start()
+    consumer.apply_before_first_start.assert_not_called()
+    assert not manager.may_start()
+    assert not manager.may_start()  # stays held across loop iterations
+    consumer.is_halted.return_value = False  # `car sync retry` removed halt.json
+    recoveries = consumer.recover.call_count
+    assert manager.may_start()
+    assert consumer.recover.call_count == recoveries + 1  # recovered before the start
+
+
+def test_provider_start_recovers_a_stale_request() -> None:
+    publisher = MagicMock(spec=SnapshotPublisher)
+    SyncManager(SyncConfig.parse(PROVIDER), publisher=publisher).start()
+    publisher.recover.assert_called_once_with()
+
+
+@pytest.mark.parametrize(
+    ("ticks", "expected_calls"),
+    [([0.0, 0.5, 1.9, 2.0, 3.9, 4.1], 3), ([0.0, 10.0, 20.0], 3), ([0.0, 1.0], 1)],
+)
+def test_ticks_are_throttled_by_poll_interval(ticks: list[float], expected_calls: int) -> None:
+    publisher = MagicMock(spec=SnapshotPublisher)
+    manager = SyncManager(SyncConfig.parse(PROVIDER), publisher=publisher, wall_clock=lambda: 7.0)
+    for t in ticks:
+        manager.tick(t)
+    assert publisher.publish_pending.call_count == expected_calls
+    publisher.publish_pending.assert_called_with(7.0)  # records use wall time, not monotonic
+
+
+def test_inactive_manager_ticks_do_nothing() -> None:
+    manager = SyncManager(SyncConfig.parse(None), disabled_reason="off")
+    manager.tick(0.0)
+    manager.start()
+    assert manager.may_start()
