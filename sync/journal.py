@@ -52,7 +52,9 @@ class PlannedOp:
     mtime: float
 
     def to_line(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":")) + "\n"
+        # Built by hand: dataclasses.asdict deep-copies and is ~10x slower per member.
+        fields = {name: getattr(self, name) for name in self.__slots__}
+        return json.dumps(fields, separators=(",", ":")) + "\n"
 
     @classmethod
     def from_line(cls, line: str) -> PlannedOp:
