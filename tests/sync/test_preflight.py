@@ -1,0 +1,224 @@
+"""Preflight: record validation collecting every reason, digest checks, per-member rules."""
+
+from __future__ import annotations
+
+import logging
+import tarfile
+from pathlib import Path
+
+import pytest
+from container_apps.errors import SnapshotInvalid
+from container_apps.sync.config import SyncConfig
+from container_apps.sync.journal import KIND_DIR, KIND_FILE, KIND_PARENT
+from container_apps.sync.paths import PathResolver
+from container_apps.sync.preflight import (
+    ConsumerLimits,
+    DigestMismatch,
+    MemberValidator,
+    validate_record,
+    verify_archive,
+)
+from container_apps.tests.sync.consumer_helpers import MOUNT, build_snapshot, f, make_record
+from container_apps.volumes.binding import VolumeBinding
+
+LOG = logging.getLogger("test.preflight")
+
+
+@pytest.fixture
+def resolver(tmp_path: Path) -> PathResolver:
+    (tmp_path / "vol").mkdir()
+    return PathResolver([VolumeBinding("data", "legacy", tmp_path / "vol", MOUNT)])
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Path:
+    return build_snapshot(tmp_path / "a.tar.zst", [f("app/data/x", b"1")])
+
+
+def test_validate_record_collects_every_reason_at_once(
+    archive: Path, resolver: PathResolver
+) -> None:
+    record = make_record(
+        archive,
+        node_id="stranger",
+        manifest_extra={
+            "schema_version": 2,
+            "archive_format": "tar.xz",
+            "encryption": "rot13",
+            "archive_paths": ["/srv/elsewhere"],
+            "archive_size_bytes": 10**12,
+            "unpacked_bytes": 10**13,
+            "members": 10**7,
+        },
+    )
+    limits = ConsumerLimits(
+        max_archive_bytes=10**9,
+        max_unpacked_bytes=4 * 10**9,
+        max_members=10**6,
+        trusted_node_ids=("p1",),
+    )
+    with pytest.raises(SnapshotInvalid) as info:
+        validate_record(record, limits, resolver)
+    joined = " | ".join(info.value.reasons)
+    assert len(info.value.reasons) == 8, joined
+    for word in (
+        "schema_version",
+        "archive_format",
+        "encryption",
+        "archive_paths",
+        "MAX_ARCHIVE_BYTES",
+        "MAX_UNPACKED_BYTES",
+        "MAX_MEMBERS",
+        "TRUSTED_NODE_IDS",
+    ):
+        assert word in joined
+    assert str(resolver.resolve(MOUNT).host_path) not in joined  # container paths only
+
+
+def test_validate_record_accepts_a_good_record(archive: Path, resolver: PathResolver) -> None:
+    validate_record(
+        make_record(archive), ConsumerLimits(trusted_node_ids=("provider-1",)), resolver
+    )
+
+
+def test_foreign_cid_without_archive_sha256_is_refused(
+    archive: Path, resolver: PathResolver
+) -> None:
+    record = make_record(archive, with_sha=False, record_extra={"cid": "QmForeignId"})
+    with pytest.raises(SnapshotInvalid, match="archive_sha256"):
+        validate_record(record, ConsumerLimits(), resolver)
+
+
+def test_limits_come_from_the_sync_config() -> None:
+    cfg = SyncConfig.parse({"MAX_ARCHIVE_BYTES": 100, "MAX_MEMBERS": 7, "TRUSTED_NODE_IDS": ["a"]})
+    limits = ConsumerLimits.from_config(cfg)
+    assert (limits.max_archive_bytes, limits.max_unpacked_bytes, limits.max_members) == (
+        100,
+        400,
+        7,
+    )
+    assert limits.trusted_node_ids == ("a",)
+
+
+def test_verify_archive_refuses_size_mismatch(archive: Path) -> None:
+    record = make_record(archive, manifest_extra={"archive_size_bytes": 1})
+    with pytest.raises(DigestMismatch, match="bytes"):
+        verify_archive(archive, record)
+
+
+def test_verify_archive_refuses_sha_mismatch(archive: Path) -> None:
+    record = make_record(archive, manifest_extra={"archive_sha256": "a" * 64})
+    with pytest.raises(DigestMismatch, match="sha256"):
+        verify_archive(archive, record)
+
+
+def test_verify_archive_without_sha_uses_the_cid(archive: Path, tmp_path: Path) -> None:
+    record = make_record(archive, with_sha=False)
+    verify_archive(archive, record)
+    other = build_snapshot(tmp_path / "b.tar.zst", [f("app/data/x", b"2")])
+    other_record = make_record(
+        other,
+        with_sha=False,
+        record_extra={"cid": record.cid},
+        manifest_extra={"archive_size_bytes": other.stat().st_size},
+    )
+    with pytest.raises(DigestMismatch):
+        verify_archive(other, other_record)
+
+
+# --- members -------------------------------------------------------------------------
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.size = size
+    return info
+
+
+def _validator(resolver: PathResolver, **limits: int) -> MemberValidator:
+    return MemberValidator((MOUNT + "/",), resolver, ConsumerLimits(**limits), LOG)
+
+
+def test_member_with_parent_traversal_is_refused(resolver: PathResolver) -> None:
+    with pytest.raises(SnapshotInvalid, match=r"'\.\.'"):
+        _validator(resolver).check(0, _member("app/data/../../etc/passwd"))
+
+
+def test_member_outside_manifest_archive_paths_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "v2").mkdir()
+    resolver = PathResolver(
+        [
+            VolumeBinding("data", "legacy", tmp_path / "v", MOUNT),
+            VolumeBinding("other", "legacy", tmp_path / "v2", "/app/other"),
+        ]
+    )
+    with pytest.raises(SnapshotInvalid, match="outside the manifest"):
+        _validator(resolver).check(0, _member("app/other/x"))
+
+
+def test_member_that_maps_to_no_volume_is_refused(tmp_path: Path) -> None:
+    resolver = PathResolver([VolumeBinding("data", "legacy", tmp_path, MOUNT)])
+    validator = MemberValidator(("/",), resolver, ConsumerLimits(), LOG)
+    with pytest.raises(SnapshotInvalid, match="not inside any mounted volume"):
+        validator.check(0, _member("etc/passwd"))
+
+
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [
+        (tarfile.SYMTYPE, "symlink"),
+        (tarfile.LNKTYPE, "hardlink"),
+        (tarfile.FIFOTYPE, "fifo"),
+        (tarfile.CHRTYPE, "device"),
+    ],
+)
+def test_link_and_special_members_are_skipped_with_a_log_line(
+    resolver: PathResolver, caplog: pytest.LogCaptureFixture, kind: bytes, label: str
+) -> None:
+    validator = _validator(resolver)
+    with caplog.at_level(logging.INFO):
+        assert validator.check(0, _member("app/data/l", kind)) == []
+    assert validator.skipped == 1
+    assert any(label in r.getMessage() and "skipped" in r.getMessage() for r in caplog.records)
+
+
+def test_members_past_max_members_are_refused(resolver: PathResolver) -> None:
+    validator = _validator(resolver, max_members=2)
+    validator.check(0, _member("app/data/a"))
+    validator.check(1, _member("app/data/b"))
+    with pytest.raises(SnapshotInvalid, match="MAX_MEMBERS"):
+        validator.check(2, _member("app/data/c"))
+
+
+def test_first_header_past_max_unpacked_bytes_is_refused(resolver: PathResolver) -> None:
+    validator = _validator(resolver, max_unpacked_bytes=100)
+    with pytest.raises(SnapshotInvalid, match="MAX_UNPACKED_BYTES"):
+        validator.check(0, _member("app/data/bomb", size=10**12))
+
+
+def test_implicit_parent_dirs_are_planned_once(resolver: PathResolver) -> None:
+    validator = _validator(resolver)
+    first = validator.check(0, _member("app/data/a/b/x"))
+    second = validator.check(1, _member("app/data/a/b/y"))
+    assert [(o.kind, o.container_path) for o in first] == [
+        (KIND_PARENT, "/app/data/a"),
+        (KIND_PARENT, "/app/data/a/b"),
+        (KIND_FILE, "/app/data/a/b/x"),
+    ]
+    assert [o.kind for o in second] == [KIND_FILE]
+
+
+def test_dir_member_with_leading_dot_slash_is_normalised(resolver: PathResolver) -> None:
+    ops = _validator(resolver).check(0, _member("./app/data/dir", tarfile.DIRTYPE))
+    assert [(o.kind, o.container_path) for o in ops] == [(KIND_DIR, "/app/data/dir")]
+
+
+def test_member_using_the_runner_reserved_name_is_refused(resolver: PathResolver) -> None:
+    with pytest.raises(SnapshotInvalid, match="reserved"):
+        _validator(resolver).check(0, _member("app/data/.car-sync-abc/x"))
+
+
+def test_file_member_at_a_volume_root_is_refused(resolver: PathResolver) -> None:
+    with pytest.raises(SnapshotInvalid, match="volume root"):
+        _validator(resolver).check(0, _member("app/data"))
