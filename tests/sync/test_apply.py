@@ -185,6 +185,8 @@ def test_symlink_appearing_before_a_write_is_caught_by_the_recheck_and_rolled_ba
 ) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
+    (outside / "victim").write_bytes(b"host file")  # must not even be moved aside
+    os.utime(outside, (1_000_000_000, 1_000_000_000))  # any rename in or out changes it
     before = tree(volume)
     entries = [d("app/data/x"), f("app/data/x/victim", b"pwned")]
 
@@ -197,7 +199,9 @@ def test_symlink_appearing_before_a_write_is_caught_by_the_recheck_and_rolled_ba
     with pytest.raises(ApplyFailed) as info:
         txn.commit()
     assert info.value.rolled_back is True
-    assert os.listdir(outside) == []
+    assert os.listdir(outside) == ["victim"]
+    assert (outside / "victim").read_bytes() == b"host file"
+    assert os.stat(outside).st_mtime == 1_000_000_000
     assert tree(volume) == before
     assert leftovers(volume) == []
 
