@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.stores.progress import MIN_REPORTED_BYTES, ProgressStore
 
