@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from .app_container import AppContainer
 from .docker_runtime import ContainerSpec, DockerRuntime
@@ -79,7 +79,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
     # --- what sync sees -----------------------------------------------------------------
     def _container_control(self) -> ContainerControl:
         """The runtime-only stop/start path (volumes stay mounted)."""
-        return self.app
+        return _SyncControl(self)
 
     # --- start --------------------------------------------------------------------------
     def start(self) -> None:
@@ -224,3 +224,26 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             raise CarError("stop incomplete: " + "; ".join(problems))
         self._began = False
         self.log.info("runner %s stopped; nothing left running or mounted", self.config.instance_id)
+
+
+class _SyncControl:
+    """ContainerControl for sync: the runtime-only path, with the runner's start bookkeeping.
+
+    A start after a sync stop goes through ``_start_container`` so the restart policy's
+    run-time state is reset like after any other start.
+    """
+
+    def __init__(self, runner: ContainerAppRunnerPlugin) -> None:
+        self._runner = runner
+
+    def stop_confirmed(self) -> None:
+        self._runner.app.stop_confirmed()
+
+    def start(self) -> None:
+        self._runner._start_container()
+
+    def is_running(self) -> bool:
+        return self._runner.app.is_running()
+
+    def get_archive(self, container_path: str) -> Iterator[bytes]:
+        return self._runner.app.get_archive(container_path)

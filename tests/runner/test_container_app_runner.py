@@ -152,7 +152,7 @@ def test_restart_policy_no_leaves_a_clean_exit_down(make_runner: MakeRunner) -> 
 
 
 def test_sync_path_stop_confirmed_and_start_keep_volumes_mounted(
-    make_runner: MakeRunner, docker_client: Any
+    make_runner: MakeRunner, docker_client: Any, mocker: Any
 ) -> None:
     runner = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME)
     runner.start()
@@ -167,8 +167,10 @@ def test_sync_path_stop_confirmed_and_start_keep_volumes_mounted(
     assert any(f" {mount} " in line for line in Path("/proc/mounts").read_text().splitlines())
     (mount / "b.txt").write_text("applied-while-stopped")  # what an apply would do
 
+    started = mocker.spy(runner.restart_policy, "started")
     control.start()
     assert control.is_running()
+    started.assert_called_once_with()  # the runner's run-time state is reset on a sync start
     out = exec_sh(docker_client, name, "cat /app/data/a.txt /app/data/b.txt")
     assert out == "from-app\napplied-while-stopped"
 
