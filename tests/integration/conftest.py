@@ -333,26 +333,25 @@ def history(directory: Path) -> list[dict[str, Any]]:
     return sorted((e for e in entries if isinstance(e, dict)), key=lambda e: e["_written_ns"])
 
 
-def container_starts(docker_client: Any, name: str, since: float) -> list[str]:
-    """Ids of every start of container ``name`` since ``since`` (Docker's own events)."""
+def _events(docker_client: Any, since: float, **filters: str) -> list[dict[str, Any]]:
+    """Docker's container events at or after ``since`` (wall clock, ns precision)."""
     events = docker_client.events(
         since=int(since) - 1,
         until=int(time.time()) + 1,
-        filters={"type": "container", "event": "start", "container": name},
+        filters={"type": "container", **filters},
         decode=True,
     )
-    return [e["id"] for e in events]
+    return [e for e in events if e.get("timeNano", 0) >= int(since * 1e9)]
+
+
+def container_starts(docker_client: Any, name: str, since: float) -> list[str]:
+    """Ids of every start of container ``name`` since ``since`` (Docker's own events)."""
+    return [e["id"] for e in _events(docker_client, since, event="start", container=name)]
 
 
 def container_events(docker_client: Any, container_id: str, since: float) -> list[str]:
     """Every lifecycle action Docker recorded for ``container_id`` since ``since``."""
-    events = docker_client.events(
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        filters={"type": "container", "container": container_id},
-        decode=True,
-    )
-    return [str(e.get("Action") or e.get("status")) for e in events]
+    return [str(e.get("Action")) for e in _events(docker_client, since, container=container_id)]
 
 
 def car(*args: str, data_dir: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,105 @@
+"""A provider runner SIGKILLed between claim and publish recovers and publishes once.
+
+SPEC §5.5 (an orphan ``.processing`` is renamed back and the publish is redone), §7.4
+(the registry ack is the commit point), §3.3 (a new ``car run`` sweeps the crashed run's
+container, mounts and loop devices).
+
+The pause needs no product hook: the test holds the embedded SQLite registry's write
+lock (``BEGIN IMMEDIATE``), so the provider's ``hset`` waits in SQLite's busy handler
+after the upload. The runner is killed there, with the request claimed, the blob
+uploaded and nothing published.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+import pytest
+from container_apps.layout import DataDir
+from container_apps.tests.integration.conftest import (
+    DIGEST_SH,
+    Runners,
+    app_sh,
+    assert_nothing_left,
+    base_config,
+    history,
+    hold_for,
+    read_json,
+    request_json,
+    running_container,
+    unique,
+    wait_response,
+    wait_until,
+    write_payload_sh,
+    write_request_sh,
+)
+
+pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
+
+RECORD_SQL = "SELECT value FROM registry WHERE hkey = 'CHAINSTORE_SYNC' AND key = ?"
+
+
+def test_provider_killed_between_claim_and_publish_publishes_exactly_once_on_restart(
+    runners: Runners, docker_client: Any
+) -> None:
+    key = unique("crash")
+    data = runners.data_dir()
+    shared = DataDir(data)
+    provider = runners.start(base_config(unique("prov"), "provider", key))
+    app_sh(docker_client, provider, write_payload_sh("crash"))
+    digest = app_sh(docker_client, provider, DIGEST_SH).strip()
+    wait_until("the sqlite registry", shared.shared_registry.exists, watch=[provider])
+
+    lock = sqlite3.connect(shared.shared_registry, isolation_level=None, timeout=10)
+    try:
+        lock.execute("BEGIN IMMEDIATE")  # every other writer now waits
+        app_sh(docker_client, provider, write_request_sh(request_json(request_id="once")))
+
+        def uploaded_not_published() -> bool:
+            response = read_json(provider.sync_dir / "response.json") or {}
+            blobs = list(shared.shared_blobs.glob("bafkrei*"))
+            return response.get("status") == "in_progress" and len(blobs) == 1
+
+        wait_until("the upload, with hset blocked", uploaded_not_published, watch=[provider])
+        provider.kill()
+        assert (provider.sync_dir / "request.json.processing").is_file()
+        assert not (provider.sync_dir / "request.json").exists()
+        assert history(provider.paths.history_sent) == []
+        assert lock.execute(RECORD_SQL, (key,)).fetchone() is None
+    finally:
+        if lock.in_transaction:
+            lock.execute("ROLLBACK")
+        lock.close()
+    assert "published snapshot" not in provider.log(1)
+    # The crashed run's temp archive is still there; the next start removes it.
+    assert [p.name.split("-")[0] for p in provider.paths.output.iterdir()] == ["snapshot"]
+    # The crash left its container running (restarted after the archive) and its volumes.
+    assert running_container(docker_client, provider.container) is not None
+
+    provider.start()
+    response = wait_response(provider)
+    assert response["request_id"] == "once"
+    assert "removing the leftover of an earlier run" in provider.log(2)
+    assert app_sh(docker_client, provider, DIGEST_SH).strip() == digest
+    # Several poll intervals later: still one publish, one history entry, one record.
+    hold_for(
+        "one sent entry",
+        lambda: len(history(provider.paths.history_sent)) == 1,
+        3.0,
+        watch=[provider],
+    )
+    [sent] = history(provider.paths.history_sent)
+    assert sent["cid"] == response["cid"] and sent["request"]["request_id"] == "once"
+    with sqlite3.connect(shared.shared_registry) as conn:
+        rows = conn.execute("SELECT value FROM registry WHERE hkey = 'CHAINSTORE_SYNC'").fetchall()
+    conn.close()
+    assert [json.loads(v)["cid"] for (v,) in rows] == [response["cid"]]
+    assert provider.all_logs().count("published snapshot") == 1
+    names = {p.name for p in provider.sync_dir.iterdir()}
+    assert names.isdisjoint({"request.json", "request.json.processing", "request.json.invalid"})
+    assert list(provider.paths.output.iterdir()) == []
+    assert "removed stale archive" in provider.log(2)
+    runners.stop_all()
+    assert_nothing_left(docker_client, data)
