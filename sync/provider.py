@@ -106,11 +106,26 @@ class SnapshotPublisher:
         self._log = log
 
     def recover(self) -> None:
-        """At start: re-queue an unfinished request (SPEC §5.5)."""
+        """At start: re-queue an unfinished request (SPEC §5.5) and drop stale archives."""
+        self._remove_stale_archives()
         try:
             self.control.recover_stale_processing()
         except CarError as exc:
             self._log.warning("volume-sync recovery skipped: %s", exc)
+
+    def _remove_stale_archives(self) -> None:
+        """Temp archives of a run that crashed mid-publish (its ``finally`` never ran).
+
+        ``work_dir`` is runner-private and one runner owns an instance, so at start
+        nothing else can be writing there.
+        """
+        for path in self.config.work_dir.glob("snapshot-*"):
+            try:
+                path.unlink()
+            except OSError as exc:
+                self._log.warning("could not remove stale archive %s: %s", path.name, exc)
+            else:
+                self._log.info("removed stale archive %s of an interrupted publish", path.name)
 
     # --- the outline --------------------------------------------------------------------
     def publish_pending(self, now: float) -> PublishOutcome | None:
