@@ -18,38 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from container_apps.bench.common import cp_a, generate, tar_zstd, zstd_missing
 from container_apps.sync.archive import build_archive
 from container_apps.sync.paths import PathResolver
 from container_apps.volumes.binding import VolumeBinding
-
-WORDS = b"alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron ".split()
-
-
-def generate(root: Path, total_mib: int, files: int, seed: int = 7) -> int:
-    """Write ``files`` files totalling ``total_mib`` MiB under ``root``; return bytes."""
-    rng = random.Random(seed)
-    per_file = total_mib * 1024 * 1024 // files
-    written = 0
-    for i in range(files):
-        sub = root / f"d{i % 32:02d}"
-        sub.mkdir(parents=True, exist_ok=True)
-        if i % 2:
-            data = os.urandom(per_file)
-        else:
-            line = b" ".join(rng.choice(WORDS) for _ in range(12)) + b"\n"
-            data = (line * (per_file // len(line) + 1))[:per_file]
-        (sub / f"f{i:05d}.bin").write_bytes(data)
-        written += per_file
-    return written
 
 
 def best_times(repeat: int, methods: dict[str, Callable[[], None]]) -> dict[str, float]:
@@ -73,8 +52,9 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per method")
     parser.add_argument("--dir", type=Path, default=None, help="work dir (default: a temp dir)")
     args = parser.parse_args()
-    if shutil.which("zstd") is None:
-        print("zstd not found: apt-get install -y zstd", file=sys.stderr)
+    problem = zstd_missing()
+    if problem is not None:
+        print(problem, file=sys.stderr)
         return 2
     work = Path(tempfile.mkdtemp(prefix="bench-archive-", dir=args.dir))
     try:
@@ -93,17 +73,13 @@ def run(work: Path, args: argparse.Namespace) -> int:
     def ours() -> None:
         build_archive(sources, ours_out, fmt="tar.zst", level=3)
 
-    def tar_zstd() -> None:
-        cmd = f"tar -C {data.parent} -cf - {data.name} | zstd -q -T0 -3 -f -o {tar_out}"
-        subprocess.run(cmd, shell=True, check=True)
-
-    def cp_a() -> None:
-        shutil.rmtree(copy, ignore_errors=True)
-        subprocess.run(["cp", "-a", str(data), str(copy)], check=True)
-
     results = best_times(
         args.repeat,
-        {"build_archive (tar.zst -3)": ours, "tar | zstd -T0 -3": tar_zstd, "cp -a": cp_a},
+        {
+            "build_archive (tar.zst -3)": ours,
+            "tar | zstd -T0 -3": lambda: tar_zstd(data, tar_out),
+            "cp -a": lambda: cp_a(data, copy) and None,
+        },
     )
     reference = results["tar | zstd -T0 -3"]
     cp_time = results["cp -a"]
