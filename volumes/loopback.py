@@ -25,6 +25,7 @@ from .sizes import format_size
 
 _UMOUNT_ATTEMPTS = 3
 _UMOUNT_RETRY_SECONDS = 0.5
+DETACH_WAIT_SECONDS = 5.0  # how long a lazily completing `losetup -d` is awaited
 _FSCK_OK_CODES = (0, 1, 2)  # 1/2 = errors were corrected; 4+ = left uncorrected or failed
 
 
@@ -336,6 +337,11 @@ class LoopbackVolume:
         for device in self._attached_devices():
             hosttools.run(["losetup", "--detach", device], image=self.image_path, device=device)
             self.log.info("volume %s: detached %s", self.name, device)
+        # On a device the kernel still holds (a just-finished unmount), `losetup -d` only
+        # sets autoclear and the detach completes a moment later: wait until it shows.
+        deadline = time.monotonic() + DETACH_WAIT_SECONDS
+        while self._attached_devices() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def volumes_in_use(fixed_volumes_dir: Path) -> dict[str, list[str]]:
