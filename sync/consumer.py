@@ -171,14 +171,17 @@ class SnapshotConsumer:
         elif outcome == RECOVERY_ROLLED_BACK and header is not None:
             self._interrupted(header.cid, header.version, now, "rolled back at start-up")
             # A crash mid-commit may be caused by this snapshot: back off like any failure.
-            self.quarantine.record_failure(
-                header.cid,
-                header.manifest_digest,
-                kind=Q.KIND_COMMIT,
-                now=now,
-                error="commit interrupted; rolled back at start-up",
-                stage=C.STAGE_COMMIT,
-            )
+            # Not after a halt: the operator fixed the cause and `car sync retry` cleared
+            # the quarantine on purpose, so the next tick applies again.
+            if current.get("state") != C.APPLY_STATE_UNCERTAIN:
+                self.quarantine.record_failure(
+                    header.cid,
+                    header.manifest_digest,
+                    kind=Q.KIND_COMMIT,
+                    now=now,
+                    error="commit interrupted; rolled back at start-up",
+                    stage=C.STAGE_COMMIT,
+                )
         elif current.get("state") in (C.APPLY_STATE_PREPARING, C.APPLY_STATE_APPLYING):
             # No journal header: nothing was written (or a rollback already completed).
             self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
