@@ -14,7 +14,8 @@ zstd``). What it does, on one temporary data dir that is removed at the end:
 3. ``--rounds`` snapshot rounds (after one warm-up round): the provider app writes
    ``request.json``; the provider publishes; the consumer applies; the consumer app
    reports when it sees the data. Before each round ``cp -a`` of the same data to the
-   host's ext4 disk is timed (the baseline of both downtimes); medians are compared;
+   host's ext4 disk is timed (the baseline of both downtimes), then ``sync`` (untimed)
+   so that its write-back does not land in the round; medians are compared;
 4. transfer time: put + get of the last archive through a ``file://`` store (median of 3);
    end-to-end must stay within POLL_INTERVAL + 2 x that;
 5. peak RSS of publishing and of applying ``--rss-mib`` MiB, each in a fresh child.
@@ -82,7 +83,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mib", type=int, default=405, help="snapshot data size in MiB")
     parser.add_argument("--files", type=int, default=2048, help="number of files in it")
     parser.add_argument("--rounds", type=int, default=5, help="timed snapshot rounds")
-    parser.add_argument("--repeat", type=int, default=3, help="timed archive builds per method")
+    parser.add_argument("--repeat", type=int, default=5, help="timed archive builds per method")
     parser.add_argument("--poll", type=float, default=1.0, help="SYNC.POLL_INTERVAL (s, >= 1)")
     parser.add_argument("--rss-mib", type=int, default=1024, help="data size of the RSS target")
     parser.add_argument("--rss-files", type=int, default=1024, help="files in the RSS data")
@@ -120,6 +121,7 @@ def measure_runners(work: Path, args: argparse.Namespace, figures: Figures) -> N
     try:
         rig.start()
         generate(rig.provider_data, args.mib, args.files)
+        os.sync()  # no write-back of the fresh data during the timings
         figures.data_bytes, figures.data_files = tree_bytes(rig.provider_data)
         say("archive build throughput: build_archive vs tar | zstd -T0 -3")
         measure_archive(rig.provider_data, work, args.repeat, figures)
@@ -129,6 +131,7 @@ def measure_runners(work: Path, args: argparse.Namespace, figures: Figures) -> N
         figures.cp_s, figures.rounds = [], []
         for i in range(args.rounds):
             figures.cp_s.append(cp_a(rig.provider_data, work / "cp-copy"))
+            os.sync()  # the copy's write-back must not land in the round's timings
             figures.rounds.append(rig.round(f"round-{i + 1}"))
             say(f"round {i + 1}/{args.rounds}: {figures.rounds[-1]}")
         shutil.rmtree(work / "cp-copy", ignore_errors=True)
