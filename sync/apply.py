@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import ApplyFailed, CarError, SnapshotInvalid
+from ..fsutil import sync_filesystems
 from . import constants as C
 from .archive_read import DECODE_ERRORS, iter_members, open_archive, read_member
 from .journal import (
@@ -133,7 +134,8 @@ class ApplyTransaction:
         self._header = header
         try:
             self._run(header, self._plan, expected_sha256(self._record))
-            os.sync()  # file data durable before the journal says "committed"
+            # file data durable before the journal says "committed"
+            sync_filesystems(sorted(self._plan.volumes))
         except (OSError, CarError, *DECODE_ERRORS) as exc:
             self._fail(header, exc)
         header = replace(header, state=STATE_COMMITTED)

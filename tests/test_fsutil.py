@@ -1,0 +1,51 @@
+"""Atomic writes (SPEC §5.7) and per-filesystem flushes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from container_apps.errors import CarError
+from container_apps.fsutil import atomic_write_json, sync_filesystems
+from pytest_mock import MockerFixture
+
+
+def test_atomic_json_is_sorted_0644_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    atomic_write_json(target, {"b": 1, "a": 2}, mode=0o644)
+    assert list(json.loads(target.read_text())) == ["a", "b"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_atomic_write_refuses_a_symlinked_directory(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(CarError):
+        atomic_write_json(tmp_path / "link" / "x.json", {})
+    assert os.listdir(real) == []
+
+
+def test_failed_write_keeps_the_old_file_and_removes_the_temp(
+    tmp_path: Path, mocker: MockerFixture
+) -> None:
+    target = tmp_path / "out.json"
+    atomic_write_json(target, {"v": 1})
+    mocker.patch("container_apps.fsutil.os.replace", side_effect=OSError("disk gone"))
+    with pytest.raises(OSError, match="disk gone"):
+        atomic_write_json(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_sync_filesystems_flushes_each_given_directory(tmp_path: Path) -> None:
+    sync_filesystems([str(tmp_path), str(tmp_path)])  # no error on a real directory
+
+
+def test_sync_filesystems_reports_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        sync_filesystems([str(tmp_path / "gone")])
