@@ -96,18 +96,22 @@ class SyncManager:
 
     def start(self) -> None:
         """Recover interrupted work; a consumer applies the current record if it differs."""
-        now = self._wall()
         if self.publisher is not None:
             self.publisher.recover()
         if self.consumer is None:
             return
-        self.consumer.recover(now)
+        self._recover_and_apply(self.consumer)
         if self.consumer.is_halted():
             self._halt_seen = True
             self._log.error("volume-sync halted: %s", self.consumer.halt_reason())
-        elif self.consumer.needs_initial_apply(now):
-            self._log.info("volume-sync: applying the current snapshot before the first start")
-            self.consumer.apply_before_first_start(now)
+
+    def _recover_and_apply(self, consumer: SnapshotConsumer) -> None:
+        """Recover, then apply the current record while the app is down (no double boot)."""
+        now = self._wall()
+        consumer.recover(now)
+        if not consumer.is_halted() and consumer.needs_initial_apply(now):
+            self._log.info("volume-sync: applying the current snapshot before the container starts")
+            consumer.apply_before_first_start(now)
 
     def may_start(self) -> bool:
         """False while halted (SPEC §7.7); after ``car sync retry`` recovers first."""
@@ -118,7 +122,8 @@ class SyncManager:
             return False
         if self._halt_seen:
             self._log.info("volume-sync halt cleared; recovering before the container starts")
-            self.consumer.recover(self._wall())
+            self._halt_seen = False
+            self._recover_and_apply(self.consumer)
             self._halt_seen = self.consumer.is_halted()
             return not self._halt_seen
         return True

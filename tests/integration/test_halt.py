@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from container_apps.tests.integration.conftest import (
     assert_nothing_left,
     base_config,
     car,
+    container_starts,
     hold_for,
     request_json,
     running_container,
@@ -100,10 +102,13 @@ def test_unrecoverable_apply_halts_across_restarts_until_sync_retry(
     finally:
         chattr("-i", locked)  # the operator's fix
 
+    retried_at = time.time()
     retry = car("sync", "retry", consumer.instance_id, data_dir=data)
     assert retry.returncode == 0, retry.stderr
     assert "cleared halt (rollback cannot prove" in retry.stdout
     wait_applied(docker_client, consumer, cid)
+    # Applied while the app was still down, then started once: no double boot.
+    assert len(container_starts(docker_client, consumer.container, retried_at)) == 1
     assert app_sh(docker_client, consumer, "cat /app/data/locked/file.txt") == "locked payload\n"
     assert halted(consumer) is None
     # No runner backup dir or temp file is left in the app volume (SPEC §7.7).

@@ -217,7 +217,7 @@ def test_consumer_started_after_the_publish_applies_before_its_first_start(
     assert container_starts(docker_client, consumer.container, since) == [container.id]
     log = consumer.log()
     assert log.count(f"container {consumer.container} started") == 1
-    assert log.index("applying the current snapshot before the first start") < log.index(
+    assert log.index("applying the current snapshot before the container starts") < log.index(
         f"container {consumer.container} started"
     )
     [entry] = history(consumer.paths.history_received)

@@ -112,6 +112,13 @@ def test_halted_consumer_holds_the_start_until_the_halt_is_cleared() -> None:
     recoveries = consumer.recover.call_count
     assert manager.may_start()
     assert consumer.recover.call_count == recoveries + 1  # recovered before the start
+    # ...and the current record is applied while the app is down: no second boot.
+    consumer.apply_before_first_start.assert_called_once()
+    names = [c[0] for c in consumer.method_calls]
+    last_recover = len(names) - 1 - names[::-1].index("recover")
+    assert last_recover < names.index("apply_before_first_start")
+    assert manager.may_start()  # later gates do not recover or apply again
+    assert consumer.apply_before_first_start.call_count == 1
 
 
 def test_provider_start_recovers_a_stale_request() -> None:
