@@ -438,3 +438,28 @@ def test_recover_halts_when_journal_is_unreadable(env: Env) -> None:
     env.consumer.recover(NOW)
     assert env.consumer.is_halted()
     assert env.consumer.tick(NOW) is None
+
+
+def test_recover_after_a_retried_halt_rolls_back_without_quarantine(tmp_path: Path) -> None:
+    # The halt left the journal behind with state "uncertain"; the operator fixed the
+    # cause and ran `car sync retry`: the rollback must not put the CID back in quarantine.
+    class Crash(BaseException):
+        pass
+
+    def on_step(index: int) -> None:
+        if index == 3:
+            raise Crash
+
+    env = make_env(tmp_path, on_step=on_step)
+    seed_old(env.volume)
+    before = tree(env.volume)
+    _, record = _publish(env)
+    with pytest.raises(Crash):
+        env.consumer.tick(NOW)
+    env.consumer.state.set_state(
+        C.APPLY_STATE_UNCERTAIN, cid=record.cid, version=record.version, now=NOW, error="halt"
+    )
+    env.consumer.recover(NOW + 1)
+    assert tree(env.volume) == before
+    assert leftovers(env.volume) == []
+    assert env.consumer.quarantine.entries() == []

@@ -576,3 +576,17 @@ def test_publish_from_loop_volumes_into_s3_and_redis(
     store.delete(first, remote=False, local=True)  # drop the cache so get() asks S3
     with pytest.raises(BlobNotFound):
         store.get(first)  # retired remotely
+
+
+def test_recover_removes_temp_archives_of_a_crashed_publish(rig: Rig) -> None:
+    # A publish killed between archive and cleanup leaves its temp archive behind.
+    rig.work.mkdir(parents=True, exist_ok=True)
+    (rig.work / "snapshot-123.tar.zst").write_bytes(b"partial")
+    (rig.work / "keep.txt").write_text("not ours")
+    rig.request({"archive_paths": ["/app/data"]})
+    (rig.control_dir / C.REQUEST_FILE).rename(rig.control_dir / C.PROCESSING_FILE)
+    rig.publisher.recover()
+    assert sorted(p.name for p in rig.work.iterdir()) == ["keep.txt"]
+    assert (rig.control_dir / C.REQUEST_FILE).exists()  # the request is redone
+    outcome = rig.publisher.publish_pending(NOW)
+    assert outcome is not None and outcome.status == "ok"
