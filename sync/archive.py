@@ -322,7 +322,9 @@ class ArchiveWriter:
                 self._compressor.close()
             self._sink.flush()
             self._sink.close()
-            os.fsync(self._handle.fileno())
+            # No fsync: the archive is a runner-private temp file that a crashed publish
+            # discards and redoes (``SnapshotPublisher.recover``); durability is the
+            # store's job once it is uploaded.
             self._handle.close()
             os.replace(self._tmp, self.dest)
         except BaseException:
