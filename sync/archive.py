@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import os
 import posixpath
-import queue
 import stat
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,12 +34,12 @@ import zstandard
 
 from ..errors import SyncError
 from . import constants as C
+from .archive_sink import HashingSink, archive_build_error
 from .paths import ResolvedPath
 
 # Called with (unpacked bytes done, total or None) while an archive is built.
 Progress = Callable[[int, int | None], None]
 COPY_BUFSIZE = 1024 * 1024
-_WRITE_QUEUE_CHUNKS = 8  # compressed chunks (<= ~1 MiB each) waiting for the writer thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,76 +50,6 @@ class ArchiveInfo:
     size_bytes: int
     members: int
     unpacked_bytes: int
-
-
-def _fail(message: str) -> SyncError:
-    return SyncError(message, stage=C.STAGE_ARCHIVE_BUILD)
-
-
-class _HashingFile:
-    """The compressed sink: counts at once, hashes and writes on a writer thread.
-
-    The compressors hand over fresh ``bytes`` of up to ~1 MiB; ``sha256.update`` and the
-    file write release the GIL for chunks that size, so the writer thread overlaps them
-    with reading and compressing on the caller's thread (bench/run.py: about 10-25 %
-    faster than hashing and writing inline). The queue is bounded, so memory stays flat.
-    The size limit is checked in ``write`` itself; a write error of the thread is raised
-    by the next ``write`` or by ``flush``.
-    """
-
-    def __init__(self, handle: BinaryIO, max_bytes: int | None) -> None:
-        self._handle = handle
-        self._hash = hashlib.sha256()
-        self._max = max_bytes
-        self.size = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_WRITE_QUEUE_CHUNKS)
-        self._error: BaseException | None = None
-        self._discard = False  # aborted: queued chunks are dropped, not written
-        self._thread = threading.Thread(target=self._drain, name="archive-writer", daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while True:
-            chunk = self._queue.get()
-            try:
-                if chunk is None:
-                    return
-                if self._error is None and not self._discard:
-                    self._hash.update(chunk)
-                    self._handle.write(chunk)
-            except BaseException as exc:  # handed to the caller's thread
-                self._error = exc
-            finally:
-                self._queue.task_done()
-
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def write(self, data: Any) -> int:
-        self._raise_error()
-        chunk = data if type(data) is bytes else bytes(data)  # never queue a reused buffer
-        self.size += len(chunk)
-        if self._max is not None and self.size > self._max:
-            raise _fail(f"archive exceeds SYNC.MAX_ARCHIVE_BYTES ({self._max} bytes)")
-        self._queue.put(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        """Wait until every queued chunk is written; raise the writer's error, if any."""
-        self._queue.join()
-        self._raise_error()
-        self._handle.flush()
-
-    def close(self, *, discard: bool = False) -> None:
-        """Stop the writer thread, writing what is queued unless ``discard``; idempotent."""
-        self._discard = self._discard or discard
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
 
 
 class _TarStream:
@@ -161,14 +88,16 @@ class _TarStream:
         self._write(bytes(-self.offset % tarfile.RECORDSIZE))
 
 
-def _open_compressor(fmt: str, level: int, sink: _HashingFile) -> Any:
+def _open_compressor(fmt: str, level: int, sink: HashingSink) -> Any:
     if fmt == C.ARCHIVE_FORMAT_ZST:
         cctx = zstandard.ZstdCompressor(level=level, threads=-1)
         return cctx.stream_writer(sink, closefd=False, write_size=COPY_BUFSIZE)  # type: ignore[arg-type]
     if fmt == C.ARCHIVE_FORMAT_GZ:
         # mtime=0: the same content gives the same bytes, hence the same CID.
         return gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=level, mtime=0)
-    raise _fail(f"unknown archive format {fmt!r}; use one of {', '.join(C.ARCHIVE_FORMATS)}")
+    raise archive_build_error(
+        f"unknown archive format {fmt!r}; use one of {', '.join(C.ARCHIVE_FORMATS)}"
+    )
 
 
 class ArchiveWriter:
@@ -193,7 +122,7 @@ class ArchiveWriter:
         self._progress = progress
         self._handle: BinaryIO = open(self._tmp, "xb")  # noqa: SIM115 - closed in finish/abort
         try:
-            self._sink = _HashingFile(self._handle, max_bytes)
+            self._sink = HashingSink(self._handle, max_bytes)
             self._compressor = _open_compressor(fmt, level, self._sink)
             self._tar = _TarStream(self._compressor)
         except BaseException:
@@ -254,15 +183,19 @@ class ArchiveWriter:
 
     def _add_file(self, host: str, container: str, st: os.stat_result) -> None:
         if st.st_nlink > 1:
-            raise _fail(f"path {container!r} is a hardlinked file; hardlinks cannot be synced")
+            raise archive_build_error(
+                f"path {container!r} is a hardlinked file; hardlinks cannot be synced"
+            )
         try:
             fd = os.open(host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
-            raise _fail(f"path {container!r} cannot be read ({exc.strerror})") from None
+            raise archive_build_error(
+                f"path {container!r} cannot be read ({exc.strerror})"
+            ) from None
         with os.fdopen(fd, "rb") as handle:
             now = os.fstat(fd)
             if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or not stat.S_ISREG(now.st_mode):
-                raise _fail(f"path {container!r} changed while the archive was built")
+                raise archive_build_error(f"path {container!r} changed while the archive was built")
             info = tarfile.TarInfo(container.lstrip("/"))
             info.size = now.st_size
             info.mode = stat.S_IMODE(now.st_mode)
@@ -270,7 +203,9 @@ class ArchiveWriter:
             try:
                 self.add_member(info, handle)
             except OSError as exc:  # tarfile: "unexpected end of data" when it shrank
-                raise _fail(f"path {container!r} changed while the archive was built") from exc
+                raise archive_build_error(
+                    f"path {container!r} changed while the archive was built"
+                ) from exc
 
     def add_stream(self, chunks: Iterable[bytes], container_path: str) -> None:
         """Add a Docker ``get_archive`` tar stream of ``container_path``, re-rooted.
@@ -288,7 +223,9 @@ class ArchiveWriter:
                 for member in src:
                     self._add_stream_member(src, member, base, container_path)
         except tarfile.TarError as exc:
-            raise _fail(f"archive of {container_path!r} from Docker is unreadable: {exc}") from exc
+            raise archive_build_error(
+                f"archive of {container_path!r} from Docker is unreadable: {exc}"
+            ) from exc
 
     def _add_stream_member(
         self, src: tarfile.TarFile, member: tarfile.TarInfo, base: str, container_path: str
@@ -296,7 +233,9 @@ class ArchiveWriter:
         name = member.name.rstrip("/")
         parts = name.split("/")
         if parts[0] != base or ".." in parts or "" in parts:
-            raise _fail(f"archive of {container_path!r} from Docker has an unexpected member")
+            raise archive_build_error(
+                f"archive of {container_path!r} from Docker has an unexpected member"
+            )
         target = posixpath.join(container_path, *parts[1:])
         info = tarfile.TarInfo(target.lstrip("/"))
         info.mode = stat.S_IMODE(member.mode)
@@ -308,7 +247,9 @@ class ArchiveWriter:
             info.size = member.size
             self.add_member(info, src.extractfile(member))
         else:
-            raise _fail(f"path {target!r} is not a regular file or directory; it cannot be synced")
+            raise archive_build_error(
+                f"path {target!r} is not a regular file or directory; it cannot be synced"
+            )
 
     # --- finishing ----------------------------------------------------------------------
     def finish(self) -> ArchiveInfo:
@@ -341,7 +282,7 @@ class ArchiveWriter:
     def abort(self) -> None:
         """Drop the partial archive; safe to call twice."""
         self._done = True
-        sink: _HashingFile | None = getattr(self, "_sink", None)
+        sink: HashingSink | None = getattr(self, "_sink", None)
         if sink is not None:
             sink.close(discard=True)
         with contextlib.suppress(Exception):
@@ -389,7 +330,9 @@ def _dir_info(container: str, st: os.stat_result) -> tarfile.TarInfo:
 
 def _unsupported(container: str, mode: int) -> SyncError:
     what = "a symbolic link" if stat.S_ISLNK(mode) else "a FIFO, socket or device"
-    return _fail(f"path {container!r} is {what}; only regular files and directories can be synced")
+    return archive_build_error(
+        f"path {container!r} is {what}; only regular files and directories can be synced"
+    )
 
 
 def _covered(path: str, others: Iterable[str]) -> bool:
@@ -428,9 +371,11 @@ def build_archive(
             try:
                 w.add_tree(source, skip=skip)
             except FileNotFoundError:
-                raise _fail(f"path {source.container_path!r} vanished while archiving") from None
+                raise archive_build_error(
+                    f"path {source.container_path!r} vanished while archiving"
+                ) from None
             except OSError as exc:
-                raise _fail(
+                raise archive_build_error(
                     f"path {source.container_path!r} cannot be read ({exc.strerror})"
                 ) from None
         return w.finish()
