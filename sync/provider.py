@@ -33,7 +33,7 @@ from .history import HistoryLog
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
-from .retention import retire_superseded
+from .retention import is_retired, retire_superseded
 
 _log = logging.getLogger(__name__)
 
@@ -359,10 +359,27 @@ class SnapshotPublisher:
         return isinstance(value, dict) and value.get("cid") == cid
 
     def _delete_blob(self, cid: str) -> None:
+        """Best-effort delete of a blob this run uploaded but could not publish.
+
+        Stores are content-addressed: unchanged data uploads to the CID an earlier
+        publish already made, which the registry's record may still name. That blob
+        is kept; retirement (SPEC §7.9) deletes it once it is superseded.
+        """
+        if self._published_before(cid):
+            self._log.info("kept blob %s: an earlier publish of this node names it", cid)
+            return
         try:
             self.targets.store.delete(cid, remote=True, local=True)
         except Exception as exc:
             self._log.warning("could not delete unpublished blob %s: %s", cid, exc)
+
+    def _published_before(self, cid: str) -> bool:
+        try:
+            entries = self.targets.history.entries()
+        except Exception as exc:  # unknown: keeping a blob is the safe side
+            self._log.warning("sent history unreadable (%s); keeping blob %s", exc, cid)
+            return True
+        return any(e.cid == cid and not is_retired(e) for e in entries)
 
     # --- after the commit point ---------------------------------------------------------------
     def _write_history(self, run: _Run, record: SyncRecord, ack: bool) -> str | None:

@@ -25,14 +25,14 @@ class RetireOutcome:
     error: str | None
 
 
+def is_retired(entry: HistoryEntry) -> bool:
+    """True once a deletion of the entry's CID succeeded (its ``deletion`` sub-record)."""
+    deletion = entry.data.get("deletion")
+    return isinstance(deletion, dict) and deletion.get("deletion_succeeded") is True
+
+
 def _pending(entries: list[HistoryEntry], keep_cid: str) -> list[HistoryEntry]:
-    out = []
-    for entry in entries:
-        deletion = entry.data.get("deletion")
-        done = isinstance(deletion, dict) and deletion.get("deletion_succeeded") is True
-        if entry.cid and entry.cid != keep_cid and not done:
-            out.append(entry)
-    return out
+    return [e for e in entries if e.cid and e.cid != keep_cid and not is_retired(e)]
 
 
 def retire_superseded(
