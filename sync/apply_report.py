@@ -58,13 +58,20 @@ class ApplyOutcome:
 
     @classmethod
     def failed(
-        cls, record: SyncRecord, kind: str, exc: BaseException, *, stopped: bool, halted: bool
+        cls,
+        record: SyncRecord,
+        kind: str,
+        exc: BaseException,
+        *,
+        stopped: bool,
+        halted: bool,
+        stage: str | None = None,
     ) -> ApplyOutcome:
         return cls(
             cid=record.cid,
             applied=False,
             kind=kind,
-            stage=getattr(exc, "stage", None),
+            stage=stage or getattr(exc, "stage", None),
             error=str(exc),
             stopped=stopped,
             halted=halted,

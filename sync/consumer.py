@@ -69,6 +69,19 @@ class _PreflightFailed(Exception):
         self.exc = exc
 
 
+# The SPEC §5.3 stage label of a failure whose exception carries none (store errors,
+# container errors): what ``car sync status`` and current_apply.json show.
+_KIND_STAGES = {
+    Q.KIND_VALIDATION: C.STAGE_VALIDATION,
+    Q.KIND_DOWNLOAD: C.STAGE_R1FS_DOWNLOAD,
+    Q.KIND_DIGEST: C.STAGE_R1FS_DOWNLOAD,
+    Q.KIND_EXTRACT: C.STAGE_EXTRACT,
+    Q.KIND_SPACE: C.STAGE_EXTRACT,
+    Q.KIND_STOP: C.STAGE_RUNTIME_STOP,
+    Q.KIND_COMMIT: C.STAGE_COMMIT,
+}
+
+
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, NoSpace):
         return Q.KIND_SPACE
@@ -317,9 +330,7 @@ class SnapshotConsumer:
     def _quarantine_failure(
         self, record: SyncRecord, kind: str, exc: BaseException, now: float, *, stopped: bool
     ) -> ApplyOutcome:
-        stage = getattr(exc, "stage", None) or (
-            C.STAGE_RUNTIME_STOP if kind == Q.KIND_STOP else None
-        )
+        stage = getattr(exc, "stage", None) or _KIND_STAGES.get(kind)
         entry = self.quarantine.record_failure(
             record.cid, record.manifest.digest(), kind=kind, error=str(exc), now=now, stage=stage
         )
@@ -334,7 +345,7 @@ class SnapshotConsumer:
             exc,
             entry.retry_at - now,
         )
-        return ApplyOutcome.failed(record, kind, exc, stopped=stopped, halted=False)
+        return ApplyOutcome.failed(record, kind, exc, stopped=stopped, halted=False, stage=stage)
 
     def _interrupted(self, cid: str, version: object, now: float, what: str) -> None:
         ver = version if isinstance(version, int) else None
