@@ -10,6 +10,11 @@ Two stop paths, kept apart on purpose:
   again, start;
 - the *runtime-only* path sync uses through ``_container_control()``: confirmed stop and
   start of the container while every volume stays mounted.
+
+A container sync stopped is not an app exit, so the restart policy never judges it:
+when sync leaves it down (a consumer halt, or a start after the stop failed) the loop
+starts it again once ``_sync_may_start()`` allows, whatever ``RESTART_POLICY`` says.
+Only if that start fails does the restart policy take over (as for a crash).
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self._default_owner: tuple[int, int] | None = None
         self._began = False  # start() touched Docker or volumes: stop() has work to do
         self._ever_started = False  # the container was started at least once
+        self._sync_stopped = False  # sync stopped the container and has not started it yet
 
     # --- what sync sees -----------------------------------------------------------------
     def _container_control(self) -> ContainerControl:
@@ -110,6 +116,12 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self.app.start()
         self.restart_policy.started()
         self._ever_started = True
+        self._sync_stopped = False
+
+    def _stop_for_sync(self) -> None:
+        """Sync's confirmed stop; marked first so a half-done stop is not an app exit."""
+        self._sync_stopped = True
+        self.app.stop_confirmed()
 
     def _container_spec(self) -> ContainerSpec:
         cfg = self.config
@@ -139,13 +151,34 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             return
         state = self.app.state()
         if state is not None and state.running:
+            self._sync_stopped = False  # a sync stop that failed left it running
             self._sync_tick(now)
             return
-        if not self._ever_started:  # held back at start (sync halt): no exit to judge
-            if self._sync_may_start():
-                self._start_container()
+        if not self._ever_started or self._sync_stopped:
+            self._start_held(state is not None)  # held by sync: no app exit to judge
             return
         self._apply_restart_policy(state.exit_code if state is not None else None)
+
+    def _start_held(self, container_present: bool) -> None:
+        """Start a container sync held back or stopped, once sync allows it."""
+        if not self._sync_may_start():
+            return
+        if not self._ever_started:
+            self._start_container()  # a failed first start fails the run, as in start()
+            return
+        try:
+            if container_present:
+                self.app.stop_confirmed()  # what a failed sync stop left behind
+            self._start_container()
+        except CarError as exc:
+            self.log.error("start of %s after a sync stop failed: %s", self.app.name, exc)
+            self._sync_stopped = False
+            self._count_failed_start()
+
+    def _count_failed_start(self) -> None:
+        """Hand a failed start to the restart policy as an immediate crash."""
+        self.restart_policy.started()
+        self.restart_policy.exited(None)
 
     def _apply_restart_policy(self, exit_code: int | None) -> None:
         fresh = self.restart_policy.pending is None
@@ -170,8 +203,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             self._start_container()
         except CarError as exc:
             self.log.error("restart of %s failed: %s", self.app.name, exc)
-            self.restart_policy.started()  # count the failed attempt as a crash at once
-            self.restart_policy.exited(None)
+            self._count_failed_start()
 
     def run_forever(self) -> int:
         """Start, loop every PROCESS_DELAY until a signal or the policy gives up, stop.
@@ -227,17 +259,17 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
 
 
 class _SyncControl:
-    """ContainerControl for sync: the runtime-only path, with the runner's start bookkeeping.
+    """ContainerControl for sync: the runtime-only path, with the runner's bookkeeping.
 
-    A start after a sync stop goes through ``_start_container`` so the restart policy's
-    run-time state is reset like after any other start.
+    A stop marks the container as stopped by sync (not an app exit, see the module
+    docstring); a start goes through ``_start_container`` like every other start.
     """
 
     def __init__(self, runner: ContainerAppRunnerPlugin) -> None:
         self._runner = runner
 
     def stop_confirmed(self) -> None:
-        self._runner.app.stop_confirmed()
+        self._runner._stop_for_sync()
 
     def start(self) -> None:
         self._runner._start_container()

@@ -256,3 +256,64 @@ def test_stop_attempts_every_step_and_reports_the_failed_one(
     shutdown.side_effect = None
     runner.stop()  # a second stop finishes the job
     assert shutdown.call_count == 2
+
+
+def test_sync_stop_left_down_is_held_not_judged_by_restart_policy_no(
+    make_runner: MakeRunner, docker_client: Any, mocker: Any
+) -> None:
+    # A consumer halt leaves the container stopped by sync: that is no app exit, so even
+    # RESTART_POLICY "no" must not end the runner; the start waits for the halt to clear.
+    runner = make_runner(FIXED_SIZE_VOLUMES=DATA_VOLUME, RESTART_POLICY="no")
+    runner.start()
+    exec_sh(docker_client, runner.app.name, "echo kept > /app/data/k")
+    runner._container_control().stop_confirmed()
+    halted = mocker.patch.object(runner, "_sync_may_start", return_value=False)
+    release = mocker.spy(runner, "_volumes_release")
+    for _ in range(3):
+        runner.run_once(time.monotonic())
+    assert runner.finished is None
+    assert runner.restart_policy.pending is None
+    assert not runner.app.is_running()
+
+    halted.return_value = True  # `car sync retry` cleared the halt
+    runner.run_once(time.monotonic())
+    assert runner.app.is_running()
+    assert runner.finished is None and runner.restart_policy.restarts == 0
+    release.assert_not_called()  # the runtime-only path: volumes stayed mounted
+    assert exec_sh(docker_client, runner.app.name, "cat /app/data/k") == "kept\n"
+
+
+def test_failed_start_after_a_sync_stop_is_retried_by_the_loop(
+    make_runner: MakeRunner, mocker: Any
+) -> None:
+    from container_apps.errors import ContainerRuntimeError
+
+    runner = make_runner(RESTART_POLICY="no")
+    runner.start()
+    control = runner._container_control()
+    original = runner.app.start
+    mocker.patch.object(
+        runner.app, "start", side_effect=[ContainerRuntimeError("engine busy"), None]
+    )
+    control.stop_confirmed()
+    with pytest.raises(ContainerRuntimeError):
+        control.start()  # the provider logs this and leaves the start to the runner
+    runner.app.start.side_effect = original
+    runner.run_once(time.monotonic())
+    assert runner.app.is_running()
+    assert runner.finished is None
+
+
+def test_unstartable_container_after_a_sync_stop_falls_to_the_restart_policy(
+    make_runner: MakeRunner, mocker: Any
+) -> None:
+    from container_apps.errors import ContainerRuntimeError
+
+    runner = make_runner(RESTART_POLICY="no")
+    runner.start()
+    runner._container_control().stop_confirmed()
+    mocker.patch.object(runner.app, "start", side_effect=ContainerRuntimeError("no such image"))
+    runner.run_once(time.monotonic())  # the held start fails: counted as a crash
+    runner.run_once(time.monotonic())  # ... and RESTART_POLICY "no" gives up
+    assert runner.finished is not None and "RESTART_POLICY is no" in runner.finished.reason
+    assert runner._exit_code() == 1
