@@ -112,9 +112,13 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self._volumes_provision(self._default_owner)
         self.app.spec = self._container_spec()
 
-    def _start_container(self) -> None:
+    def _start_container(self, *, resumed: bool = False) -> None:
+        """Start the app; ``resumed``: right after sync's own stop (run time goes on)."""
         self.app.start()
-        self.restart_policy.started()
+        if resumed:
+            self.restart_policy.resumed()
+        else:
+            self.restart_policy.started()
         self._ever_started = True
         self._sync_stopped = False
 
@@ -262,7 +266,8 @@ class _SyncControl:
     """ContainerControl for sync: the runtime-only path, with the runner's bookkeeping.
 
     A stop marks the container as stopped by sync (not an app exit, see the module
-    docstring); a start goes through ``_start_container`` like every other start.
+    docstring); a start goes through ``_start_container`` like every other start, as a
+    resumed run so the restart policy's healthy-run clock is not reset by snapshots.
     """
 
     def __init__(self, runner: ContainerAppRunnerPlugin) -> None:
@@ -272,7 +277,7 @@ class _SyncControl:
         self._runner._stop_for_sync()
 
     def start(self) -> None:
-        self._runner._start_container()
+        self._runner._start_container(resumed=True)
 
     def is_running(self) -> bool:
         return self._runner.app.is_running()

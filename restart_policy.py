@@ -9,6 +9,8 @@ restarts; after ``max_retries`` consecutive restarts (0 = unlimited) the policy 
 Reset rule (our decision, like kubelet's crash-loop reset): a container that stayed up
 for at least ``maximum`` seconds -- the longest wait the policy would ever impose --
 counts as healthy, so its next exit starts again at ``initial`` with a fresh retry count.
+A stop and start by volume-sync is not an exit: the app's run time keeps counting across
+it (``resumed()``), so frequent snapshots never keep a healthy app from earning the reset.
 """
 
 from __future__ import annotations
@@ -72,6 +74,13 @@ class RestartPolicy:
     def started(self) -> None:
         """Record that the container (re)started now."""
         self._started_at = self._clock()
+        self._pending = None
+
+    def resumed(self) -> None:
+        """Record a start after a stop the app did not choose (volume-sync): run time
+        keeps counting from the last ``started()``."""
+        if self._started_at is None:
+            self._started_at = self._clock()
         self._pending = None
 
     def exited(self, exit_code: int | None) -> RestartDecision:

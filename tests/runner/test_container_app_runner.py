@@ -167,10 +167,10 @@ def test_sync_path_stop_confirmed_and_start_keep_volumes_mounted(
     assert any(f" {mount} " in line for line in Path("/proc/mounts").read_text().splitlines())
     (mount / "b.txt").write_text("applied-while-stopped")  # what an apply would do
 
-    started = mocker.spy(runner.restart_policy, "started")
+    resumed = mocker.spy(runner.restart_policy, "resumed")
     control.start()
     assert control.is_running()
-    started.assert_called_once_with()  # the runner's run-time state is reset on a sync start
+    resumed.assert_called_once_with()  # a sync start is bookkept, as a resumed run
     out = exec_sh(docker_client, name, "cat /app/data/a.txt /app/data/b.txt")
     assert out == "from-app\napplied-while-stopped"
 

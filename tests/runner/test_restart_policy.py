@@ -107,3 +107,26 @@ def test_policy_no_never_restarts(code: int | None) -> None:
 def test_always_restarts_after_a_clean_exit() -> None:
     policy, clock = make("always", initial=1)
     assert crash(policy, clock, code=0) == 1
+
+
+def test_sync_restarts_do_not_reset_the_healthy_run_clock() -> None:
+    # Snapshots stop and start the app every few minutes; an app that crashes once a
+    # day must still count as healthy between crashes, not pile up to RESTART_MAX_RETRIES.
+    policy, clock = make(initial=10, maximum=600, max_retries=2)
+    for _ in range(3):  # three crashes, a day apart
+        policy.started()
+        for _ in range(288):  # a sync stop/start every 5 minutes
+            clock.now += 300
+            policy.resumed()
+        decision = policy.exited(1)
+        assert decision.action is Action.RESTART
+        assert decision.delay == 10
+        clock.now += decision.delay
+
+
+def test_resumed_clears_a_pending_decision() -> None:
+    policy, clock = make(initial=10)
+    policy.started()
+    policy.exited(1)
+    policy.resumed()
+    assert policy.pending is None
