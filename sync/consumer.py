@@ -272,7 +272,8 @@ class SnapshotConsumer:
         self._store_outage.ok()
         download_s = self._mono() - t0
         try:
-            verify_archive(archive, record)
+            # get() already hashed the copy against a sha2-256 CID: no second full read.
+            verify_archive(archive, record, verified_by_store=True)
         except DigestMismatch as exc:
             self._store.delete(record.cid, remote=False, local=True)
             raise _PreflightFailed(Q.KIND_DIGEST, exc) from exc

@@ -123,8 +123,16 @@ def expected_sha256(record: SyncRecord) -> str:
     return digest
 
 
-def verify_archive(path: Path, record: SyncRecord) -> None:
+def verify_archive(path: Path, record: SyncRecord, *, verified_by_store: bool = False) -> None:
     """Check the downloaded archive's size and SHA-256 against the record.
+
+    Args:
+        path: the local copy.
+        record: the record it was downloaded for.
+        verified_by_store: ``path`` came from ``BlobStore.get(record.cid, ...)``, which
+            hashed it against the digest inside a sha2-256 CID (stores/base.py). The
+            file's digest is then known without reading it again; only a foreign id
+            (no digest inside) is re-hashed here.
 
     Raises:
         DigestMismatch: (stage ``r1fs_download``) size or digest differs.
@@ -137,12 +145,12 @@ def verify_archive(path: Path, record: SyncRecord) -> None:
             stage=C.STAGE_R1FS_DOWNLOAD,
         )
     want = expected_sha256(record)
-    got = sha256_file(path)
+    cid_digest = sha256_from_cid(record.cid)
+    got = cid_digest if verified_by_store and cid_digest is not None else sha256_file(path)
     if got != want:
         raise DigestMismatch(
             f"archive sha256 {got} does not match {want}", stage=C.STAGE_R1FS_DOWNLOAD
         )
-    cid_digest = sha256_from_cid(record.cid)
     if cid_digest is not None and cid_digest != got:
         raise DigestMismatch(
             "archive does not match its cid (manifest digest and cid disagree)",

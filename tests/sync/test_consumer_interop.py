@@ -159,3 +159,19 @@ def test_hand_written_record_with_a_foreign_id_and_no_sha256_is_refused(tmp_path
     assert outcome is not None and not outcome.applied and outcome.kind == "validation"
     assert "archive_sha256" in (outcome.error or "")
     assert containers.calls == []
+
+
+def test_preflight_reads_a_cid_verified_download_only_once(tmp_path: Path, mocker) -> None:
+    # The file store's get() hashes the blob against its CID; preflight must not hash
+    # the same bytes again (the commit pass still hashes what it applies).
+    archive = build_snapshot(tmp_path / "old.tar.gz", new_entries(), C.ARCHIVE_FORMAT_GZ)
+    cid = _cidv1_raw_sha256(archive.read_bytes())
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    record = _old_runner_record(cid, archive.stat().st_size, archive_sha256=sha)
+    _hand_publish(tmp_path, archive, record)
+    rehash = mocker.patch("container_apps.sync.preflight.sha256_file")
+    consumer, _, volume, _ = _consumer(tmp_path)
+    outcome = consumer.tick(NOW)
+    assert outcome is not None and outcome.applied, outcome
+    rehash.assert_not_called()
+    assert (volume / "replace.txt").read_bytes() == b"new bytes"

@@ -126,6 +126,49 @@ def test_verify_archive_without_sha_uses_the_cid(archive: Path, tmp_path: Path) 
         verify_archive(other, other_record)
 
 
+@pytest.fixture
+def no_rehash(mocker):
+    """Fail the test if preflight reads the archive to hash it."""
+    return mocker.patch(
+        "container_apps.sync.preflight.sha256_file", side_effect=AssertionError("re-hashed")
+    )
+
+
+@pytest.mark.parametrize("with_sha", [True, False])
+def test_verify_archive_does_not_rehash_a_copy_the_store_verified_by_cid(
+    archive: Path, no_rehash, with_sha: bool
+) -> None:
+    verify_archive(archive, make_record(archive, with_sha=with_sha), verified_by_store=True)
+    no_rehash.assert_not_called()
+
+
+def test_verify_archive_refuses_a_manifest_digest_differing_from_the_cid_without_rehash(
+    archive: Path, no_rehash
+) -> None:
+    record = make_record(archive, manifest_extra={"archive_sha256": "a" * 64})
+    with pytest.raises(DigestMismatch, match="sha256"):
+        verify_archive(archive, record, verified_by_store=True)
+
+
+def test_verify_archive_checks_the_size_of_a_store_verified_copy(archive: Path) -> None:
+    record = make_record(archive, manifest_extra={"archive_size_bytes": 1})
+    with pytest.raises(DigestMismatch, match="bytes"):
+        verify_archive(archive, record, verified_by_store=True)
+
+
+def test_verify_archive_rehashes_a_foreign_id_even_after_the_store(
+    archive: Path, tmp_path: Path
+) -> None:
+    other = build_snapshot(tmp_path / "b.tar.zst", [f("app/data/x", b"2")])
+    record = make_record(
+        archive,
+        record_extra={"cid": "foreign-id"},
+        manifest_extra={"archive_size_bytes": other.stat().st_size},
+    )
+    with pytest.raises(DigestMismatch, match="sha256"):
+        verify_archive(other, record, verified_by_store=True)
+
+
 # --- members -------------------------------------------------------------------------
 
 
