@@ -125,7 +125,7 @@ def test_sync_restarts_do_not_reset_the_healthy_run_clock() -> None:
 
 
 def test_resumed_clears_a_pending_decision() -> None:
-    policy, clock = make(initial=10)
+    policy, _clock = make(initial=10)
     policy.started()
     policy.exited(1)
     policy.resumed()
