@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 from .sync.config import SyncConfig
-from .validation import format_validation_error
+from .validation import format_validation_error, show_value
 from .volumes.specs import (
     FileVolumeSpec,
     FixedVolumeSpec,
@@ -209,7 +209,7 @@ class RunnerConfig(BaseModel):
             ConfigError: one "KEY.PATH: problem" line per problem.
         """
         if not isinstance(raw, dict):
-            raise ConfigError(f"config: must be a JSON object, got {type(raw).__name__}")
+            raise ConfigError(f"config: must be a JSON object, got {_json_type(raw)}")
         problems: list[str] = []
         sync = None
         try:
@@ -248,7 +248,7 @@ def _validate_entries(
     checked: dict[Any, Any] = {}
     for name, entry in block.items():
         if not isinstance(entry, dict):
-            problems.append(f"{key}.{name}: must be an object, got {type(entry).__name__}")
+            problems.append(f"{key}.{name}: must be an object, got {show_value(entry)}")
             continue
         try:
             checked[name] = model.model_validate(entry)
@@ -257,16 +257,46 @@ def _validate_entries(
     return checked
 
 
+def _json_type(value: Any) -> str:
+    """How JSON (and YAML) would call ``value``'s type, for "got an array" messages."""
+    if value is None:
+        return "null"
+    for kinds, name in ((bool, "a boolean"), (int | float, "a number"), (str, "a string")):
+        if isinstance(value, kinds):
+            return name
+    return "an array" if isinstance(value, list) else f"a {type(value).__name__}"
+
+
 def _tidy(line: str) -> str:
     """Drop pydantic's ``[key]`` marker from dict-key errors ("VOLUMES.x.[key]: ...")."""
     return line.replace(".[key]:", ":", 1)
 
 
 def _bind_collisions(config: RunnerConfig) -> list[str]:
-    """Two binds at one container path would hide one another: name both keys."""
+    """Two binds at one container path hide one another, and Docker cannot mount
+    anything below a file volume: name both keys."""
+    files = {
+        s.mounting_point: f"FILE_VOLUMES.{n}.mounting_point" for n, s in config.file_volumes.items()
+    }
     seen: dict[str, str] = {}
     problems: list[str] = []
-    entries = [
+    for key, path in _bind_entries(config):
+        if path in seen:
+            problems.append(f"{key}: container path {path} is already used by {seen[path]}")
+        else:
+            seen[path] = key
+        under = next((f for f in files if path.startswith(f + "/")), None)
+        if under is not None:
+            problems.append(
+                f"{key}: container path {path} lies below the file mounted at {under} "
+                f"by {files[under]}; mount it elsewhere"
+            )
+    return problems
+
+
+def _bind_entries(config: RunnerConfig) -> list[tuple[str, str]]:
+    """(key path, container path) of every configured bind."""
+    return [
         *((f"VOLUMES.{n}", p) for n, p in config.volumes.items()),
         *(
             (f"FILE_VOLUMES.{n}.mounting_point", s.mounting_point)
@@ -277,12 +307,6 @@ def _bind_collisions(config: RunnerConfig) -> list[str]:
             for n, s in config.fixed_size_volumes.items()
         ),
     ]
-    for key, path in entries:
-        if path in seen:
-            problems.append(f"{key}: container path {path} is already used by {seen[path]}")
-        else:
-            seen[path] = key
-    return problems
 
 
 def _storage_problems(storage: StorageConfig) -> list[str]:
@@ -326,16 +350,41 @@ def load_runner_config(path: Path) -> RunnerConfig:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc}") from None
+    if not text.strip():
+        raise ConfigError(
+            f"{path}: the config file is empty",
+            hint="write a JSON object with at least INSTANCE_ID and IMAGE",
+        )
     if path.suffix.lower() in YAML_SUFFIXES:
         raw = _parse_yaml(path, text)
     else:
-        try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-            ) from None
+        raw = _parse_json(path, text)
     return RunnerConfig.parse(raw)
+
+
+def _parse_json(path: Path, text: str) -> Any:
+    duplicates: list[str] = []
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                duplicates.append(key)
+            seen[key] = value
+        return seen
+
+    try:
+        raw = json.loads(text, object_pairs_hook=no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    if duplicates:
+        raise ConfigError(
+            [f"{key}: duplicate key (only the last value would count)" for key in duplicates],
+            hint="keep one entry per key",
+        )
+    return raw
 
 
 def _parse_yaml(path: Path, text: str) -> Any:
@@ -347,8 +396,13 @@ def _parse_yaml(path: Path, text: str) -> Any:
         ) from None
     try:
         return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "syntax error"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
 
 
 __all__ = [

@@ -36,7 +36,8 @@ def _field_for(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[Any,
     return info, known
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """``value`` as the config spells it (JSON), shortened to 80 characters."""
     try:
         text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError):
@@ -67,5 +68,5 @@ def format_validation_error(
             msg = err["msg"].removeprefix("Value error, ")
             lines.append(f"{path or prefix}: {msg}" if (path or prefix) else msg)
             continue
-        lines.append(f"{path}: must be {info.description}, got {_show(err.get('input'))}")
+        lines.append(f"{path}: must be {info.description}, got {show_value(err.get('input'))}")
     return lines

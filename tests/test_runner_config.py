@@ -148,8 +148,61 @@ def test_storage_urls_are_checked_by_the_backend_factories() -> None:
     assert [line.split(":", 1)[0] for line in lines] == ["STORAGE.BLOBS", "STORAGE.REGISTRY"]
 
 
-def test_non_object_config_is_an_error() -> None:
-    assert problems_of([1, 2]) == ["config: must be a JSON object, got list"]
+@pytest.mark.parametrize(
+    ("raw", "got"), [([1, 2], "an array"), (None, "null"), ("x", "a string"), (5, "a number")]
+)
+def test_non_object_config_is_an_error_in_json_words(raw: Any, got: str) -> None:
+    assert problems_of(raw) == [f"config: must be a JSON object, got {got}"]
+
+
+def test_nested_wrong_types_are_all_reported_with_full_key_paths() -> None:
+    raw = {
+        **MINIMAL,
+        "FIXED_SIZE_VOLUMES": {
+            "a": None,
+            "b": "16M",
+            "c": {"SIZE": 16, "MOUNTING_POINT": ["/c"], "OWNER_UID": "0", "FS": "ext4"},
+        },
+        "FILE_VOLUMES": {"f": [], "g": {"content": None, "mounting_point": "/r1en_system/x"}},
+        "CONTAINER_RESOURCES": {"cpu": "1", "memory": 512, "ports": {"80/tcp": "x"}},
+        "STORAGE": {"BLOBS": 5, "REGISTRY": {"url": "redis://"}},
+    }
+    lines = problems_of(raw)
+    assert sorted(line.split(": ", 1)[0] for line in lines) == sorted(
+        [
+            "FIXED_SIZE_VOLUMES.a",
+            "FIXED_SIZE_VOLUMES.b",
+            "FIXED_SIZE_VOLUMES.c.SIZE",
+            "FIXED_SIZE_VOLUMES.c.MOUNTING_POINT",
+            "FIXED_SIZE_VOLUMES.c.OWNER_UID",
+            "FIXED_SIZE_VOLUMES.c.FS",
+            "FILE_VOLUMES.f",
+            "FILE_VOLUMES.g.content",
+            "FILE_VOLUMES.g.mounting_point",
+            "CONTAINER_RESOURCES.cpu",
+            "CONTAINER_RESOURCES.memory",
+            "CONTAINER_RESOURCES.ports.80/tcp",
+            "STORAGE.BLOBS",
+            "STORAGE.REGISTRY",
+        ]
+    )
+    assert "FIXED_SIZE_VOLUMES.a: must be an object, got null" in lines
+    assert 'FIXED_SIZE_VOLUMES.b: must be an object, got "16M"' in lines
+    assert "FILE_VOLUMES.f: must be an object, got []" in lines
+    assert all("\n" not in line and "NoneType" not in line for line in lines)
+
+
+def test_bind_below_a_file_volume_is_rejected() -> None:
+    raw = {
+        **MINIMAL,
+        "FILE_VOLUMES": {"conf": {"content": "x", "mounting_point": "/etc/app"}},
+        "VOLUMES": {"logs": "/etc/app/logs"},
+        "FIXED_SIZE_VOLUMES": {"data": {"SIZE": "16M", "MOUNTING_POINT": "/etc/app.d"}},
+    }
+    assert problems_of(raw) == [
+        "VOLUMES.logs: container path /etc/app/logs lies below the file mounted at /etc/app "
+        "by FILE_VOLUMES.conf.mounting_point; mount it elsewhere"
+    ]
 
 
 def test_load_reads_json_and_reports_syntax_errors(tmp_path: Path) -> None:
@@ -161,6 +214,34 @@ def test_load_reads_json_and_reports_syntax_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_runner_config(bad)
     assert "invalid JSON at line 1" in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["c.json", "c.yaml"])
+def test_empty_config_file_is_an_error_with_the_fix(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text(" \n")
+    with pytest.raises(ConfigError) as info:
+        load_runner_config(path)
+    assert info.value.problems == [f"{path}: the config file is empty"]
+    assert info.value.hint is not None and "INSTANCE_ID and IMAGE" in info.value.hint
+
+
+def test_invalid_yaml_is_one_line_with_its_position(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("INSTANCE_ID: a\nIMAGE: x\n  bad: [1\n")
+    with pytest.raises(ConfigError) as info:
+        load_runner_config(path)
+    assert info.value.problems == [
+        f"{path}: invalid YAML at line 3 column 6: mapping values are not allowed here"
+    ]
+
+
+def test_duplicate_json_key_is_an_error_not_a_silent_override(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_text('{"INSTANCE_ID": "a", "IMAGE": "x", "INSTANCE_ID": "b"}')
+    with pytest.raises(ConfigError) as info:
+        load_runner_config(path)
+    assert info.value.problems == ["INSTANCE_ID: duplicate key (only the last value would count)"]
 
 
 def test_load_reads_yaml_by_suffix(tmp_path: Path) -> None:
