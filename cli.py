@@ -73,14 +73,15 @@ def run(
     data_dir: DataDirOption = None,
     log_level: LogLevelOption = "INFO",
 ) -> None:
-    """Run one app container in the foreground until SIGINT/SIGTERM."""
+    """Run one app container in the foreground until SIGINT/SIGTERM (or RESTART_POLICY gives up)."""
     configure_logging(log_level)
     try:
         cfg = load_runner_config(config)
     except ConfigError as exc:
         for problem in exc.problems:
             typer.echo(f"car: config error: {problem}", err=True)
-        raise fail(f"cannot use config {config}: fix the problems above", EXIT_USAGE) from None
+        fix = exc.hint or "fix the problems above"
+        raise fail(f"cannot use config {config}: {fix}", EXIT_USAGE) from None
     root = data_dir or default_data_dir()
     runner = ContainerAppRunnerPlugin(cfg, DataDir(root.absolute()))
     try:

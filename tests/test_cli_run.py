@@ -76,6 +76,18 @@ def test_unreadable_config_exits_2(tmp_path: Path) -> None:
     assert "cannot read config file" in result.stderr
 
 
+def test_config_error_with_a_hint_prints_the_fix(tmp_path: Path) -> None:
+    config = tmp_path / "car.json"
+    config.write_text("")
+    result = car_run(config, tmp_path / "data")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"car: config error: {config}: the config file is empty",
+        f"car: cannot use config {config}: write a JSON object with at least INSTANCE_ID and IMAGE",
+    ]
+    assert not (tmp_path / "data").exists()
+
+
 def test_bad_log_level_is_a_usage_error(tmp_path: Path) -> None:
     config = tmp_path / "car.json"
     config.write_text(json.dumps(VALID))
