@@ -28,7 +28,7 @@ def ensure_image(runtime: DockerRuntime, ref: str, policy: str, log: logging.Log
     """
     if policy == "always":
         log.info("image %s: pulling (IMAGE_PULL_POLICY always)", ref)
-        runtime.pull(ref)
+        _pull(runtime, ref, policy)
         return
     if runtime.image_exists(ref):
         return
@@ -42,7 +42,27 @@ def ensure_image(runtime: DockerRuntime, ref: str, policy: str, log: logging.Log
         ensure_busybox_image(runtime)
         return
     log.info("image %s: not present, pulling", ref)
-    runtime.pull(ref)
+    _pull(runtime, ref, policy)
+
+
+def _pull(runtime: DockerRuntime, ref: str, policy: str) -> None:
+    """Pull ``ref``; a failure says whether a local copy exists and what to change.
+
+    Raises:
+        ContainerRuntimeError: the pull failed (no registry reachable, unknown image).
+    """
+    try:
+        runtime.pull(ref)
+    except ContainerRuntimeError as exc:
+        if policy == "always" and runtime.image_exists(ref):
+            hint = "a local copy exists: set IMAGE_PULL_POLICY to if_not_present to use it"
+        else:
+            hint = "check IMAGE and registry access, or build/load the image locally first"
+        raise ContainerRuntimeError(
+            f"image {ref} could not be pulled (IMAGE_PULL_POLICY {policy}): {exc.message}",
+            status=exc.status,
+            hint=hint,
+        ) from exc
 
 
 def image_owner(

@@ -111,6 +111,21 @@ def test_runtime_failure_exits_1_with_one_line_and_the_fix(
     assert "set IMAGE_PULL_POLICY to if_not_present" in line
 
 
+@pytest.mark.docker
+def test_failed_pull_exits_1_with_one_line_naming_the_fix(
+    tmp_path: Path, busybox_image: str
+) -> None:
+    # 127.0.0.1:1 has no registry: the pull fails at once without leaving the host.
+    raw = {**VALID, "IMAGE": "127.0.0.1:1/car-none:latest", "IMAGE_PULL_POLICY": "always"}
+    config = tmp_path / "car.json"
+    config.write_text(json.dumps(raw))
+    result = car_run(config, tmp_path / "data")
+    assert result.returncode == 1
+    [line] = [ln for ln in result.stderr.splitlines() if ln.startswith("car: ")]
+    assert "127.0.0.1:1/car-none:latest could not be pulled (IMAGE_PULL_POLICY always)" in line
+    assert "build/load the image locally" in line
+
+
 def example_with_unique_id(tmp_path: Path) -> tuple[Path, str]:
     """The example config, with an INSTANCE_ID no parallel run can share."""
     raw = json.loads(EXAMPLE.read_text())

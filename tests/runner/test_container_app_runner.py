@@ -239,6 +239,29 @@ def test_missing_image_with_policy_never_touches_no_volume(
     runner.stop()  # nothing was touched, so nothing to undo
 
 
+# A registry address on loopback where nothing listens: a pull fails at once, offline.
+UNREACHABLE_IMAGE = "127.0.0.1:1/car-busybox:latest"
+
+
+def test_policy_always_pulls_and_a_failed_pull_touches_no_volume(
+    make_runner: MakeRunner, docker_client: Any, busybox_image: str
+) -> None:
+    from container_apps.errors import ContainerRuntimeError
+
+    docker_client.images.get(busybox_image).tag(UNREACHABLE_IMAGE)  # present locally
+    try:
+        runner = make_runner(IMAGE=UNREACHABLE_IMAGE, IMAGE_PULL_POLICY="always")
+        with pytest.raises(ContainerRuntimeError) as info:
+            runner.start()  # "always" pulls even though the image is present
+    finally:
+        docker_client.images.remove(UNREACHABLE_IMAGE, noprune=True)
+    assert f"{UNREACHABLE_IMAGE} could not be pulled (IMAGE_PULL_POLICY always)" in str(info.value)
+    assert "connection refused" in str(info.value)
+    assert "set IMAGE_PULL_POLICY to if_not_present" in str(info.value)
+    assert not runner.paths.fixed_volumes.exists()
+    assert docker_client.containers.list(all=True, filters={"name": runner.app.name}) == []
+
+
 def test_stop_attempts_every_step_and_reports_the_failed_one(
     make_runner: MakeRunner, docker_client: Any, data_dir: Path, mocker: Any
 ) -> None:

@@ -71,3 +71,24 @@ def test_policy_always_pulls_even_when_present(mocker: Any) -> None:
     runtime.image_exists.return_value = True
     ensure_image(runtime, "img:1", "always", LOG)
     runtime.pull.assert_called_once_with("img:1")
+
+
+def test_failed_pull_names_the_policy_and_the_fix(mocker: Any) -> None:
+    runtime = mocker.Mock()
+    runtime.pull.side_effect = ContainerRuntimeError("pull image img:1: connection refused")
+    runtime.image_exists.return_value = False
+    with pytest.raises(ContainerRuntimeError) as info:
+        ensure_image(runtime, "img:1", "if_not_present", LOG)
+    assert "img:1 could not be pulled (IMAGE_PULL_POLICY if_not_present)" in str(info.value)
+    assert info.value.hint is not None and "build/load the image locally" in info.value.hint
+
+
+def test_failed_always_pull_of_a_local_image_points_to_if_not_present(mocker: Any) -> None:
+    runtime = mocker.Mock()
+    runtime.pull.side_effect = ContainerRuntimeError("no registry")
+    runtime.image_exists.return_value = True
+    with pytest.raises(ContainerRuntimeError) as info:
+        ensure_image(runtime, "img:1", "always", LOG)
+    assert info.value.hint == (
+        "a local copy exists: set IMAGE_PULL_POLICY to if_not_present to use it"
+    )
