@@ -126,6 +126,57 @@ def test_failed_pull_exits_1_with_one_line_naming_the_fix(
     assert "build/load the image locally" in line
 
 
+def test_default_data_dir_is_car_data_dir_else_by_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from container_apps.layout import default_data_dir
+
+    monkeypatch.setenv("CAR_DATA_DIR", "rel/data")
+    assert default_data_dir() == Path("rel/data")
+    monkeypatch.delenv("CAR_DATA_DIR")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert default_data_dir() == Path("/var/lib/car")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / ".local" / "share" / "car"
+
+
+@pytest.mark.docker
+@pytest.mark.loopdev
+@pytest.mark.parametrize("how", ["--data-dir", "CAR_DATA_DIR"])
+def test_relative_data_dir_is_resolved_against_the_working_directory(
+    tmp_path: Path, docker_client: Any, busybox_image: str, how: str
+) -> None:
+    require_loopdev()
+    work = tmp_path / "work"
+    work.mkdir()
+    instance = f"rel-{uuid.uuid4().hex[:8]}"
+    raw = {**VALID, "INSTANCE_ID": instance, "RESTART_POLICY": "no"}
+    raw["CONTAINER_START_COMMAND"] = ["sh", "-c", "echo ran-here"]
+    (work / "car.json").write_text(json.dumps(raw))
+    args = ["--data-dir", "rel/data"] if how == "--data-dir" else []
+    env = {**os.environ, "CAR_DATA_DIR": "rel/data"} if how == "CAR_DATA_DIR" else None
+    data = work / "rel" / "data"
+    try:
+        result = subprocess.run(
+            [*CAR, "run", "car.json", *args],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr  # the app exited 0, policy "no"
+        logs = list((data / "instances" / instance / "logs").glob("*.log"))
+        assert [p.read_text() for p in logs] == ["ran-here\n"]
+        assert leftovers(docker_client, data) == []
+    finally:
+        for c in docker_client.containers.list(all=True, filters={"name": f"car-{instance}"}):
+            c.remove(force=True)
+        sweep_loop_leftovers(data)
+
+
 def example_with_unique_id(tmp_path: Path) -> tuple[Path, str]:
     """The example config, with an INSTANCE_ID no parallel run can share."""
     raw = json.loads(EXAMPLE.read_text())

@@ -340,3 +340,52 @@ def test_unstartable_container_after_a_sync_stop_falls_to_the_restart_policy(
     runner.run_once(time.monotonic())  # ... and RESTART_POLICY "no" gives up
     assert runner.finished is not None and "RESTART_POLICY is no" in runner.finished.reason
     assert runner._exit_code() == 1
+
+
+def test_user_entrypoint_and_resources_reach_docker_and_user_owns_new_volumes(
+    make_runner: MakeRunner, docker_client: Any
+) -> None:
+    runner = make_runner(
+        CONTAINER_USER="1000:1001",
+        CONTAINER_ENTRYPOINT=["sh", "-c"],
+        CONTAINER_START_COMMAND=["trap 'exit 0' TERM; sleep 3600 & wait"],
+        CONTAINER_RESOURCES={"cpu": 0.5, "memory": "64m"},
+        FIXED_SIZE_VOLUMES=DATA_VOLUME,
+    )
+    runner.start()
+    container = docker_client.containers.get(runner.app.name)
+    assert container.attrs["Config"]["Entrypoint"] == ["sh", "-c"]
+    host = container.attrs["HostConfig"]
+    assert (host["NanoCpus"], host["Memory"]) == (500_000_000, 64 * 1024**2)
+    out = exec_sh(docker_client, runner.app.name, "id -u; id -g; stat -c %u:%g /app/data")
+    assert out.splitlines() == ["1000", "1001", "1000:1001"]  # no OWNER_UID: the user's
+
+
+def test_stop_waits_stop_timeout_for_an_app_that_ignores_term(make_runner: MakeRunner) -> None:
+    runner = make_runner(
+        STOP_TIMEOUT=2,
+        CONTAINER_START_COMMAND=["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+    )
+    runner.start()
+    began = time.monotonic()
+    runner.stop()
+    took = time.monotonic() - began
+    assert 2.0 <= took < 10.0  # Docker waited STOP_TIMEOUT, then killed it
+    assert runner.app.state() is None
+
+
+def test_system_volume_failure_turns_sync_off_with_the_reason_in_status(
+    make_runner: MakeRunner, mocker: Any
+) -> None:
+    from container_apps.errors import VolumeError
+    from container_apps.sync.status import instance_status
+
+    mocker.patch(
+        "container_apps.volumes.provisioner.provision_system_volume",
+        side_effect=VolumeError("no loop device left"),
+    )
+    runner = make_runner(SYNC={"ENABLED": True, "KEY": "k1", "TYPE": "provider"})
+    runner.start()
+    assert runner.app.is_running()  # the app runs without /r1en_system
+    reason = instance_status(runner.paths)["sync_disabled_reason"]
+    assert "system volume unavailable" in reason and "no loop device left" in reason
