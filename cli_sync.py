@@ -83,7 +83,11 @@ def status(
         return
     console = Console()
     if not statuses:
-        console.print("no instances in this data directory")
+        root = DataDir(data_dir or default_data_dir()).root
+        console.print(
+            f"no instances in {root} (pass --data-dir or set CAR_DATA_DIR to the runner's)",
+            highlight=False,
+        )
     for st in statuses:
         for line in _status_lines(st):
             console.print(line, highlight=False)

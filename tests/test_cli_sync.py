@@ -126,3 +126,10 @@ def test_retry_clears_halt_and_quarantine(data: DataDir) -> None:
 def test_retry_of_unknown_instance_exits_2(data: DataDir) -> None:
     code, _ = _run(data, "sync", "retry", "nosuch")
     assert code == 2
+
+
+def test_status_of_an_empty_data_dir_names_it_and_how_to_pick_another(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sync", "status", "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 0
+    assert f"no instances in {tmp_path / 'none'}" in " ".join(result.output.split())
+    assert "--data-dir or set CAR_DATA_DIR" in " ".join(result.output.split())
