@@ -109,7 +109,14 @@ class SqliteRegistry:
             row = conn.execute(
                 "SELECT value FROM registry WHERE hkey = ? AND key = ?", (hkey, key)
             ).fetchone()
-        return None if row is None else str(row[0])
+        if row is None:
+            return None
+        value = row[0]
+        if isinstance(value, bytes):
+            # Another tool's bytes land as a BLOB despite the TEXT column; undecodable
+            # bytes become U+FFFD, so the consumer refuses them as a malformed record.
+            return value.decode("utf-8", errors="replace")
+        return str(value)
 
     def hsync(self, hkey: str) -> None:
         """No-op: every read goes to the shared file."""

@@ -41,6 +41,20 @@ def test_row_written_by_another_tool_is_read(tmp_path: Path) -> None:
     assert SqliteRegistry.from_url(f"sqlite://{path}").hget(HKEY, "app") == '{"cid": "b"}'
 
 
+def test_row_whose_value_another_tool_stored_as_utf8_bytes_is_read_as_text(
+    tmp_path: Path,
+) -> None:
+    # Python's sqlite3 stores a bytes value as a BLOB even in a TEXT column.
+    path = tmp_path / "r.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(SPEC_TABLE)
+        value = '{"cid": "b", "node_id": "n\u00e9"}'.encode()
+        conn.execute("INSERT INTO registry VALUES (?, ?, ?, NULL)", (HKEY, "app", value))
+    conn.close()
+    got = SqliteRegistry.from_url(f"sqlite://{path}").hget(HKEY, "app")
+    assert got == '{"cid": "b", "node_id": "n\u00e9"}'
+
+
 WRITER = textwrap.dedent(
     """
     import sys
