@@ -90,6 +90,9 @@ class RedisRegistry:
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
             decode_responses=True,
+            # Values are untrusted: bad bytes become U+FFFD and the record parser refuses
+            # them, instead of a UnicodeDecodeError escaping this boundary module.
+            encoding_errors="replace",
             retry=Retry(NoBackoff(), 0),
         )
 

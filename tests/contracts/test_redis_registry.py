@@ -44,6 +44,20 @@ def test_layout_without_namespace_is_the_bare_hkey(redis_url: str, raw: redis.Re
         raw.delete(hkey)
 
 
+def test_non_utf8_value_written_by_another_tool_is_read_not_raised(
+    redis_registry_url: str, redis_url: str
+) -> None:
+    # Registry content is untrusted: bad bytes must reach the consumer's record parser
+    # (which refuses them as malformed), not escape as a UnicodeDecodeError.
+    namespace = redis_registry_url.split("namespace=")[1]
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.hset(f"{namespace}:{HKEY}", "app", b'{"cid": "\xff"}')
+    finally:
+        client.close()
+    assert RedisRegistry.from_url(redis_registry_url).hget(HKEY, "app") == '{"cid": "\ufffd"}'
+
+
 def test_record_written_by_another_tool_is_read(redis_registry_url: str, raw: redis.Redis) -> None:
     namespace = redis_registry_url.split("namespace=")[1]
     raw.hset(f"{namespace}:{HKEY}", "app", '{"cid": "by-hand"}')
