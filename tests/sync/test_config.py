@@ -1,0 +1,87 @@
+"""SPEC §6: the SYNC block's defaults and rules, each refusal naming its key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from container_apps.errors import ConfigError
+from container_apps.sync import constants as C
+from container_apps.sync.config import SyncConfig
+from container_apps.sync.preflight import ConsumerLimits
+
+BASE = {"ENABLED": True, "KEY": "k", "TYPE": "consumer"}
+
+
+def _problems(extra: dict[str, Any]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        SyncConfig.parse({**BASE, **extra})
+    return info.value.problems
+
+
+def test_defaults_are_the_spec_table() -> None:
+    cfg = SyncConfig.parse({**BASE})
+    assert (cfg.poll_interval, cfg.hsync_poll_interval) == (10.0, 60.0)
+    assert cfg.allow_online_provider_capture is False
+    assert cfg.effective_apply_mode == C.APPLY_OFFLINE_RESTART
+    assert cfg.archive_format == C.ARCHIVE_FORMAT_ZST and cfg.effective_compression_level == 3
+    assert cfg.max_archive_bytes == 10 * 1024**3
+    assert cfg.effective_max_unpacked_bytes == 4 * cfg.max_archive_bytes
+    assert cfg.max_members == 1_000_000 and cfg.trusted_node_ids is None
+    assert SyncConfig.parse(None).enabled is False
+
+
+def test_max_unpacked_bytes_defaults_to_four_times_the_configured_archive_limit() -> None:
+    cfg = SyncConfig.parse({**BASE, "MAX_ARCHIVE_BYTES": 100})
+    assert cfg.effective_max_unpacked_bytes == 400
+    assert ConsumerLimits.from_config(cfg).max_unpacked_bytes == 400
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"KEY": ""}, "SYNC.KEY"),
+        ({"KEY": "x" * 129}, "SYNC.KEY"),
+        ({"POLL_INTERVAL": 0.5}, "SYNC.POLL_INTERVAL"),
+        ({"POLL_INTERVAL": float("inf")}, "SYNC.POLL_INTERVAL"),
+        ({"POLL_INTERVAL": float("nan")}, "SYNC.POLL_INTERVAL"),
+        ({"POLL_INTERVAL": True}, "SYNC.POLL_INTERVAL"),
+        ({"HSYNC_POLL_INTERVAL": 9.9}, "SYNC.HSYNC_POLL_INTERVAL"),
+        ({"ENABLED": 1}, "SYNC.ENABLED"),
+        ({"TYPE": "both"}, "SYNC.TYPE"),
+        ({"ARCHIVE_FORMAT": "tar.xz"}, "SYNC.ARCHIVE_FORMAT"),
+        ({"COMPRESSION_LEVEL": 20}, "SYNC.COMPRESSION_LEVEL"),
+        ({"ARCHIVE_FORMAT": "tar.gz", "COMPRESSION_LEVEL": 10}, "SYNC.COMPRESSION_LEVEL"),
+        ({"COMPRESSION_LEVEL": 0}, "SYNC.COMPRESSION_LEVEL"),
+        ({"MAX_ARCHIVE_BYTES": 0}, "SYNC.MAX_ARCHIVE_BYTES"),
+        ({"MAX_MEMBERS": 0}, "SYNC.MAX_MEMBERS"),
+        ({"TRUSTED_NODE_IDS": ["a", 1]}, "SYNC.TRUSTED_NODE_IDS"),
+        ({"BOGUS": 1}, "SYNC.BOGUS"),
+    ],
+)
+def test_each_bad_value_is_refused_naming_its_key(extra: dict[str, Any], key: str) -> None:
+    [problem] = _problems(extra)
+    assert problem.startswith(key), problem
+
+
+def test_limits_at_the_boundaries_are_accepted() -> None:
+    cfg = SyncConfig.parse(
+        {**BASE, "KEY": "x" * 128, "POLL_INTERVAL": 1, "HSYNC_POLL_INTERVAL": 10}
+    )
+    assert cfg.poll_interval == 1.0 and cfg.hsync_poll_interval == 10.0
+    assert SyncConfig.parse({**BASE, "COMPRESSION_LEVEL": 19}).effective_compression_level == 19
+    gz = SyncConfig.parse({**BASE, "ARCHIVE_FORMAT": "tar.gz", "COMPRESSION_LEVEL": 9})
+    assert gz.effective_compression_level == 9
+
+
+@pytest.mark.parametrize("mode", [C.APPLY_ONLINE_NO_RESTART, C.APPLY_ONLINE_RESTART])
+def test_online_apply_modes_resolve_to_offline_restart_with_a_reason(mode: str) -> None:
+    cfg = SyncConfig.parse({**BASE, "CONSUMER_APPLY_MODE": mode})
+    assert cfg.effective_apply_mode == C.APPLY_OFFLINE_RESTART
+    assert cfg.apply_mode_note is not None and mode in cfg.apply_mode_note
+    assert SyncConfig.parse({**BASE}).apply_mode_note is None
+
+
+def test_trusted_node_ids_reach_the_consumer_limits() -> None:
+    cfg = SyncConfig.parse({**BASE, "TRUSTED_NODE_IDS": ["n1", "n2"]})
+    assert ConsumerLimits.from_config(cfg).trusted_node_ids == ("n1", "n2")
