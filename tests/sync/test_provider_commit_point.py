@@ -50,3 +50,41 @@ def test_failed_publish_of_new_data_still_deletes_its_blob(tmp_path: Path) -> No
     assert second is not None and second.stage == C.STAGE_CHAINSTORE_PUBLISH
     registry.assert_all_faults_fired()
     assert rig.store.inner.cids() == {first.cid}  # only the new, unpublished blob went
+
+
+class _NoAckRegistry(MemoryRegistry):
+    """hset answers False (no ack); ``store`` says whether the write landed anyway."""
+
+    def __init__(self, store: bool) -> None:
+        super().__init__()
+        self.store = store
+        self.hgets = 0
+
+    def hset(self, hkey: str, key: str, value: str) -> bool:
+        if self.store:
+            super().hset(hkey, key, value)
+        return False
+
+    def hget(self, hkey: str, key: str) -> str | None:
+        self.hgets += 1
+        return super().hget(hkey, key)
+
+
+def test_no_ack_but_our_cid_on_the_one_reread_is_success(tmp_path: Path) -> None:
+    registry = _NoAckRegistry(store=True)
+    rig = make_rig(tmp_path, registry=FaultyRegistry(registry))
+    rig.request({"archive_paths": ["/app/data"]})
+    outcome = rig.publisher.publish_pending(NOW)
+    assert outcome is not None and outcome.status == "ok"
+    assert registry.hgets == 1
+    assert rig.history.entries()[0].data["chainstore_ack"] is False
+
+
+def test_no_ack_and_no_record_on_the_reread_fails_and_deletes_the_blob(tmp_path: Path) -> None:
+    registry = _NoAckRegistry(store=False)
+    rig = make_rig(tmp_path, registry=FaultyRegistry(registry))
+    rig.request({"archive_paths": ["/app/data"]})
+    outcome = rig.publisher.publish_pending(NOW)
+    assert outcome is not None and outcome.stage == C.STAGE_CHAINSTORE_PUBLISH
+    assert registry.hgets == 1
+    assert rig.store.inner.cids() == set() and rig.history.entries() == []
