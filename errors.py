@@ -132,6 +132,18 @@ class BlobCorrupt(StoreError):
         self.blob_id = blob_id
 
 
+class BlobTooLarge(StoreError):
+    """A blob is bigger than the caller allows; nothing was transferred or deleted."""
+
+    def __init__(self, blob_id: str, size: int, limit: int, *, hint: str | None = None) -> None:
+        super().__init__(
+            f"blob {blob_id} is {size} bytes, more than the {limit} allowed", hint=hint
+        )
+        self.blob_id = blob_id
+        self.size = size
+        self.limit = limit
+
+
 class StoreUnavailable(StoreError, TransientError):
     """The blob store could not be reached; safe to retry."""
 

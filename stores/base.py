@@ -8,6 +8,8 @@ Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
 - ``get()`` verifies the bytes against the id (or, for a foreign id, against the
   ``sha256`` the caller passes); a mismatch deletes the bad local copy and raises
   ``BlobCorrupt``.
+- ``get(..., max_bytes=N)`` refuses a blob bigger than N with ``BlobTooLarge`` before
+  transferring it (a record cannot make a consumer fill its disk), deleting nothing.
 - ``delete()`` of an unknown id is a no-op (retirement may race with itself).
 - Transient failures raise ``StoreUnavailable``; backends never retry themselves
   (``stores/retrying.py`` does).
@@ -38,7 +40,14 @@ class BlobStore(Protocol):
         """
         ...
 
-    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    def get(
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         """Return a local path holding the verified bytes of ``cid``.
 
         The path may be the store's own file (``file://``): callers must treat it as
@@ -47,6 +56,7 @@ class BlobStore(Protocol):
         Raises:
             BlobNotFound: no such blob.
             BlobCorrupt: bytes do not match the id / ``sha256``; the copy was deleted.
+            BlobTooLarge: the blob is bigger than ``max_bytes``; nothing was transferred.
             StoreUnavailable: transient failure.
         """
         ...

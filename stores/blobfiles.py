@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import BlobCorrupt, StoreError
+from ..errors import BlobCorrupt, BlobTooLarge, StoreError
 from .base import Progress
 from .cid import CHUNK, is_safe_blob_id, sha256_from_cid
 
@@ -32,6 +32,16 @@ def check_blob_id(blob_id: str) -> None:
             f"invalid blob id {blob_id!r}",
             hint="ids are CIDs (bafkrei...) or names of [A-Za-z0-9._=-] not starting with '.'",
         )
+
+
+def check_size(blob_id: str, size: int, max_bytes: int | None) -> None:
+    """Refuse a blob bigger than the caller allows, before any byte of it moves.
+
+    Raises:
+        BlobTooLarge: ``size`` is over ``max_bytes``.
+    """
+    if max_bytes is not None and size > max_bytes:
+        raise BlobTooLarge(blob_id, size, max_bytes)
 
 
 def expected_sha256(blob_id: str, sha256: str | None) -> str:

@@ -20,7 +20,7 @@ from ..backend_urls import absolute_path, query_params, split_url
 from ..errors import BlobNotFound, StoreError
 from ..fsutil import fsync_dir
 from .base import Progress
-from .blobfiles import check_blob_id, copy_hashing, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_or_delete
 from .cid import cid_from_sha256
 
 URL_KEY = "STORAGE.BLOBS"
@@ -96,18 +96,27 @@ class FileBlobStore:
             raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
         return cid
 
-    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    def get(
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         """Return the stored file for ``cid`` after verifying its bytes.
 
         Raises:
             BlobNotFound: no such blob.
             BlobCorrupt: the bytes do not match; the stored copy was deleted.
+            BlobTooLarge: bigger than ``max_bytes`` (the stored blob is kept).
             StoreError: invalid id, or a foreign id without ``sha256``.
         """
         check_blob_id(cid)
         expected = expected_sha256(cid, sha256)
         path = self.directory / cid
         try:
+            check_size(cid, path.stat().st_size, max_bytes)
             verify_or_delete(path, cid, expected, progress)
         except FileNotFoundError as exc:
             raise BlobNotFound(cid) from exc

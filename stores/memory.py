@@ -19,7 +19,7 @@ from typing import ClassVar
 from ..errors import BlobNotFound, StoreError
 from ..fsutil import atomic_write_bytes
 from .base import Progress
-from .blobfiles import check_blob_id, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
 from .cid import cid_from_sha256
 
 
@@ -51,12 +51,20 @@ class MemoryBlobStore:
             progress(len(data), len(data))
         return cid
 
-    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    def get(
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         """Write a verified copy of ``cid`` to ``cache_dir/<cid>`` and return it.
 
         Raises:
             BlobNotFound: no such blob.
             BlobCorrupt: the bytes do not match; the local copy was deleted.
+            BlobTooLarge: bigger than ``max_bytes``; nothing was written.
             StoreError: invalid id, or a foreign id without ``sha256``.
         """
         check_blob_id(cid)
@@ -65,6 +73,7 @@ class MemoryBlobStore:
             data = self._blobs.get(cid)
         if data is None:
             raise BlobNotFound(cid)
+        check_size(cid, len(data), max_bytes)
         dest = self.cache_dir / cid
         atomic_write_bytes(dest, data)
         verify_or_delete(dest, cid, expected, progress)

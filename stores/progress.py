@@ -84,12 +84,17 @@ class ProgressStore:
             return self.inner.put(src, progress=report)
 
     def get(
-        self, cid: str, *, sha256: str | None = None, progress: ProgressCallback | None = None
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: ProgressCallback | None = None,
     ) -> Path:
         if progress is not None:
-            return self.inner.get(cid, sha256=sha256, progress=progress)
+            return self.inner.get(cid, sha256=sha256, max_bytes=max_bytes, progress=progress)
         with _reporter(f"download {cid[:16]}", self._tty(), self._log) as report:
-            return self.inner.get(cid, sha256=sha256, progress=report)
+            return self.inner.get(cid, sha256=sha256, max_bytes=max_bytes, progress=report)
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         self.inner.delete(cid, remote=remote, local=local)

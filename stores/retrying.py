@@ -30,10 +30,17 @@ class RetryingStore:
             lambda: self.inner.put(src, progress=progress), what=f"put to {self.describe()}"
         )
 
-    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    def get(
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         """``inner.get`` with retries (see ``BlobStore.get``)."""
         return self.policy.call(
-            lambda: self.inner.get(cid, sha256=sha256, progress=progress),
+            lambda: self.inner.get(cid, sha256=sha256, max_bytes=max_bytes, progress=progress),
             what=f"get {cid} from {self.describe()}",
         )
 

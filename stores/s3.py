@@ -35,7 +35,7 @@ from boto3.s3.transfer import TransferConfig
 from ..backend_urls import query_params, redact_url, split_url
 from ..errors import BlobNotFound, ConfigError, StoreError, StoreUnavailable
 from .base import Progress
-from .blobfiles import check_blob_id, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
 from .cid import cid_from_sha256, sha256_file
 
 URL_KEY = "STORAGE.BLOBS"
@@ -187,12 +187,20 @@ class S3BlobStore:
             raise self._translate(exc, "put", cid) from exc
         return cid
 
-    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    def get(
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         """Download ``cid`` into the cache dir, verify it, and return the cached path.
 
         Raises:
             BlobNotFound: no such object.
             BlobCorrupt: the bytes do not match; the downloaded copy was deleted.
+            BlobTooLarge: the object is bigger than ``max_bytes``; nothing was downloaded.
             StoreUnavailable: transient failure.
             StoreError: invalid id, credentials, missing bucket.
         """
@@ -205,6 +213,7 @@ class S3BlobStore:
             )
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._translate(exc, "get", cid) from exc
+        check_size(cid, size, max_bytes)  # before a byte lands in the cache dir
         callback = _Counter(progress, size) if progress is not None else None
         fd, tmp_name = tempfile.mkstemp(prefix=".get-", suffix=".tmp", dir=self.cache_dir)
         os.close(fd)

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..errors import (
     ApplyFailed,
     BlobCorrupt,
+    BlobTooLarge,
     CarError,
     SnapshotInvalid,
     StoreError,
@@ -85,7 +86,8 @@ _KIND_STAGES = {
 def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, NoSpace):
         return Q.KIND_SPACE
-    if isinstance(exc, (DigestMismatch, BlobCorrupt)):
+    # The bytes under the CID do not match the record (content, or a size it understated).
+    if isinstance(exc, (DigestMismatch, BlobCorrupt, BlobTooLarge)):
         return Q.KIND_DIGEST
     if isinstance(exc, StoreError):
         return Q.KIND_DOWNLOAD
@@ -264,7 +266,13 @@ class SnapshotConsumer:
             raise _PreflightFailed(Q.KIND_VALIDATION, exc) from exc
         t0 = self._mono()
         try:
-            archive = self._store.get(record.cid, sha256=record.manifest.archive_sha256)
+            # max_bytes: the manifest's size, already checked against MAX_ARCHIVE_BYTES, so
+            # a record that lies about its size cannot make the download fill the disk.
+            archive = self._store.get(
+                record.cid,
+                sha256=record.manifest.archive_sha256,
+                max_bytes=record.manifest.archive_size_bytes,
+            )
         except TransientError:
             raise
         except StoreError as exc:

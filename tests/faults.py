@@ -96,9 +96,18 @@ class FaultyBlobStore:
     def put(self, src: Path, *, progress: Progress | None = None) -> str:
         return self._schedule.run("put", (src,), lambda: self.inner.put(src, progress=progress))
 
-    def get(self, cid: str, *, sha256: str | None = None, progress: Progress | None = None) -> Path:
+    def get(
+        self,
+        cid: str,
+        *,
+        sha256: str | None = None,
+        max_bytes: int | None = None,
+        progress: Progress | None = None,
+    ) -> Path:
         return self._schedule.run(
-            "get", (cid,), lambda: self.inner.get(cid, sha256=sha256, progress=progress)
+            "get",
+            (cid,),
+            lambda: self.inner.get(cid, sha256=sha256, max_bytes=max_bytes, progress=progress),
         )
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:

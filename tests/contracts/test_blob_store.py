@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.errors import BlobCorrupt, BlobNotFound, StoreError
+from container_apps.errors import BlobCorrupt, BlobNotFound, BlobTooLarge, StoreError
 from container_apps.stores.base import BlobStore
 from container_apps.stores.cid import cid_for_file, sha256_file
 from container_apps.stores.local import FileBlobStore
@@ -219,3 +219,17 @@ def test_put_of_missing_source_raises_store_error(blob_store: BlobStore, tmp_pat
 
 def test_describe_names_the_backend(blob_store: BlobStore) -> None:
     assert blob_store.describe().startswith(f"{blob_store.scheme}://")
+
+
+def test_get_refuses_a_blob_over_max_bytes_before_transferring_it(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    src = write_random(tmp_path / "big.bin", 256 * 1024)
+    cid = blob_store.put(src)
+    with pytest.raises(BlobTooLarge) as caught:
+        blob_store.get(cid, max_bytes=1000)
+    assert (caught.value.size, caught.value.limit) == (256 * 1024, 1000)
+    # Nothing was downloaded into this node's cache, and the blob itself was not deleted.
+    if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
+        assert not _local_copy(blob_store, cid).exists()
+    assert blob_store.get(cid, max_bytes=256 * 1024).read_bytes() == src.read_bytes()

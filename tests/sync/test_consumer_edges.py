@@ -139,3 +139,24 @@ def test_failed_local_retirement_is_retried_at_the_next_apply(tmp_path: Path) ->
     assert first.cid in env.store.cids()  # never remote
     assert [args[1] for op, args in flaky.calls if op == "delete"] == [False] * 3
     flaky.assert_all_faults_fired()
+
+
+def test_record_understating_its_size_cannot_make_the_download_fill_the_disk(
+    tmp_path: Path,
+) -> None:
+    # SPEC §11: the record says 251 bytes; the blob under its CID is 4 MiB. The store must
+    # refuse before writing it into this node's cache, and the app is never stopped.
+    env = make_env(tmp_path)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(4 * 1024 * 1024))
+    cid = env.store.put(big)
+    record = make_record(big, record_extra={"cid": cid}, manifest_extra={"archive_size_bytes": 251})
+    env.registry.hset(C.CHAINSTORE_HKEY, KEY, record.to_json())
+    outcome = env.consumer.tick(NOW)
+    assert outcome is not None and not outcome.applied and not outcome.stopped
+    assert outcome.kind == "digest"
+    assert not (env.store.cache_dir / cid).exists()
+    assert list(env.store.cache_dir.iterdir()) == []
+    assert env.containers.calls == []
+    [entry] = env.consumer.quarantine.entries()
+    assert entry.stage == C.STAGE_R1FS_DOWNLOAD and "251" in entry.error
