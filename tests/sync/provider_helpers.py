@@ -100,7 +100,7 @@ def make_rig(
     return Rig(publisher, control_dir, data, work, store, registry, history, containers, journal)
 
 
-def _archive_names(path: Path, fmt: str = C.ARCHIVE_FORMAT_ZST) -> list[str]:
+def archive_names(path: Path, fmt: str = C.ARCHIVE_FORMAT_ZST) -> list[str]:
     if fmt == C.ARCHIVE_FORMAT_GZ:
         with tarfile.open(path, "r:gz") as tar:
             return tar.getnames()
@@ -109,7 +109,7 @@ def _archive_names(path: Path, fmt: str = C.ARCHIVE_FORMAT_ZST) -> list[str]:
         return tar.getnames()
 
 
-def _assert_clean(rig: Rig) -> None:
+def assert_clean(rig: Rig) -> None:
     assert not os.path.lexists(rig.control_dir / C.REQUEST_FILE)
     assert not os.path.lexists(rig.control_dir / C.PROCESSING_FILE)
     assert not rig.work.exists() or list(rig.work.iterdir()) == []

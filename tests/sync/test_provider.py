@@ -19,8 +19,8 @@ from container_apps.sync.records import parse_record
 from container_apps.tests.sync.provider_helpers import (
     NOW,
     Rig,
-    _archive_names,
-    _assert_clean,
+    archive_names,
+    assert_clean,
     make_rig,
 )
 
@@ -58,7 +58,7 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
         "members": 4,
     }
     parse_record(json.dumps(record))  # the consumer's codec accepts it
-    assert _archive_names(blob) == [
+    assert archive_names(blob) == [
         "app/data",
         "app/data/a.txt",
         "app/data/sub",
@@ -99,7 +99,7 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
         "deletion_succeeded": None,
         "deletion_error": None,
     }
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_nothing_pending_does_nothing(rig: Rig) -> None:
@@ -127,7 +127,7 @@ def test_tar_gz_format_is_published_and_readable(tmp_path: Path) -> None:
     record = rig.record()
     assert record["manifest"]["archive_format"] == "tar.gz"
     blob = rig.store.inner.get(record["cid"])
-    assert _archive_names(blob, "tar.gz") == ["app/data/sub", "app/data/sub/b.txt"]
+    assert archive_names(blob, "tar.gz") == ["app/data/sub", "app/data/sub/b.txt"]
 
 
 # --- validation ----------
@@ -151,7 +151,7 @@ def test_validation_failure_does_not_stop_the_container(rig: Rig, body: Any, fra
     assert response["status"] == "error" and response["stage"] == "validation"
     assert fragment in response["error"]
     assert rig.invalid()["request"] == body
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_unparseable_body_reports_raw_body(rig: Rig) -> None:
@@ -246,7 +246,7 @@ def test_online_capture_uses_get_archive_without_stopping(tmp_path: Path) -> Non
     assert rig.journal == ["get_archive /app/data", "put"]
     record = rig.record()
     assert record["runtime"]["provider_capture"] == "online"
-    assert _archive_names(rig.store.inner.get(record["cid"])) == ["app/data", "app/data/live.txt"]
+    assert archive_names(rig.store.inner.get(record["cid"])) == ["app/data", "app/data/live.txt"]
     assert rig.response()["downtime_seconds"] == 0.0
 
 
@@ -256,7 +256,7 @@ def test_online_capture_docker_failure_is_archive_build(tmp_path: Path) -> None:
     outcome = rig.publisher.publish_pending(NOW)
     assert outcome is not None and outcome.stage == "archive_build"
     assert "stop" not in rig.journal and rig.store.count("put") == 0
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 # --- recovery (SPEC §5.5) ----------

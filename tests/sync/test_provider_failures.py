@@ -17,7 +17,7 @@ from container_apps.tests.faults import Fault, FaultyRegistry
 from container_apps.tests.sync.provider_helpers import (
     NOW,
     Rig,
-    _assert_clean,
+    assert_clean,
     make_rig,
 )
 
@@ -39,7 +39,7 @@ def test_stop_failure_is_runtime_stop_consumed_and_not_uploaded(rig: Rig) -> Non
     response = rig.response()
     assert response["stage"] == "runtime_stop" and "/var/lib/docker" not in response["error"]
     assert rig.store.count("put") == 0 and rig.registry.count("hset") == 0
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_stop_failure_restarts_a_container_that_went_down(rig: Rig) -> None:
@@ -62,7 +62,7 @@ def test_container_restarts_after_archive_failure(rig: Rig, tmp_path: Path) -> N
     response = rig.response()
     assert "'/app/data/sub/leak'" in response["error"] and "TOP-SECRET" not in response["error"]
     assert str(tmp_path) not in json.dumps(rig.invalid())
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_container_restarts_when_archive_root_was_replaced_by_a_link(rig: Rig, tmp_path) -> None:
@@ -85,7 +85,7 @@ def test_archive_over_max_bytes_fails_archive_build(tmp_path: Path) -> None:
     assert outcome is not None and outcome.stage == "archive_build"
     assert "MAX_ARCHIVE_BYTES" in rig.response()["error"]
     assert rig.journal == ["stop", "start"]
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_start_failure_after_capture_still_publishes(rig: Rig) -> None:
@@ -107,7 +107,7 @@ def test_upload_failure_is_r1fs_upload_and_nothing_is_published(tmp_path: Path) 
     assert rig.registry.count("hset") == 0 and rig.history.entries() == []
     assert "10.0.0.1" not in rig.response()["error"]
     rig.store.assert_all_faults_fired()
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_lost_ack_with_our_cid_on_reread_is_success(tmp_path: Path) -> None:
@@ -135,7 +135,7 @@ def test_publish_failure_deletes_blob_and_writes_no_history(tmp_path: Path) -> N
     assert rig.store.count("delete") == 1
     assert rig.history.entries() == []
     assert rig.response()["stage"] == "chainstore_publish" and rig.response()["request_id"] == "q"
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_publish_failure_when_registry_holds_another_cid(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_publish_failure_survives_reread_failure_and_delete_failure(tmp_path: Pa
     assert rig.publisher.publish_pending(NOW).stage == "chainstore_publish"  # type: ignore[union-attr]
     registry.assert_all_faults_fired()
     rig.store.assert_all_faults_fired()
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 def test_history_failure_after_commit_reports_ok_with_history_error(rig: Rig, mocker) -> None:

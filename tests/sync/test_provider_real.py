@@ -16,8 +16,8 @@ from container_apps.tests.faults import FaultyRegistry
 from container_apps.tests.sync.provider_helpers import (
     NOW,
     Rig,
-    _archive_names,
-    _assert_clean,
+    archive_names,
+    assert_clean,
     make_rig,
 )
 from container_apps.volumes.binding import VolumeBinding
@@ -54,11 +54,11 @@ def _publish_and_check(rig: Rig) -> None:
     record = parse_record(rig.registry.inner.hget(C.CHAINSTORE_HKEY, "key-1"))
     assert record.cid == outcome.cid
     blob = rig.store.inner.get(record.cid)
-    names = _archive_names(blob)
+    names = archive_names(blob)
     assert "app/data/db/rows.bin" in names and "app/extra/notes.txt" in names
     assert record.manifest.members == len(names)
     assert rig.journal == ["stop", "start", "put"]
-    _assert_clean(rig)
+    assert_clean(rig)
 
 
 @pytest.mark.loopdev
