@@ -30,8 +30,9 @@ from .docker_runtime import DockerRuntime, ensure_busybox_image
 from .errors import CarError
 from .layout import DataDir
 
-PROVIDER_ID = "demo-provider"
-CONSUMER_ID = "demo-consumer"
+# Instance ids get a per-run suffix, so two demos (or a kept one) never share a container name.
+PROVIDER_PREFIX = "demo-provider"
+CONSUMER_PREFIX = "demo-consumer"
 DATA_MOUNT = "/app/data"
 DEMO_FILES = 24  # 256 KiB each: ~6 MiB of incompressible data plus one text file
 DEADLINE_SECONDS = 90.0
@@ -133,6 +134,9 @@ class Demo:
         self.data = DataDir(self.root)
         self.runtime = DockerRuntime()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.run_id = uuid.uuid4().hex[:8]
+        self.provider_id = f"{PROVIDER_PREFIX}-{self.run_id}"
+        self.consumer_id = f"{CONSUMER_PREFIX}-{self.run_id}"
 
     def run(self) -> DemoReport:
         """Run the demo; always stops the runners, and cleans up unless ``keep``."""
@@ -147,16 +151,16 @@ class Demo:
         self.runtime.ping()
         self.say(f"image         {ensure_busybox_image(self.runtime)} (built locally, offline)")
         self.say(f"data dir      {self.root}")
-        key = f"demo-{uuid.uuid4().hex[:8]}"
-        self._start_runner(PROVIDER_ID, "provider", key, PROVIDER_SCRIPT)
-        self._start_runner(CONSUMER_ID, "consumer", key, CONSUMER_SCRIPT)
+        key = f"demo-{self.run_id}"
+        self._start_runner(self.provider_id, "provider", key, PROVIDER_SCRIPT)
+        self._start_runner(self.consumer_id, "consumer", key, CONSUMER_SCRIPT)
         self.say(f"runners       provider and consumer started (SYNC.KEY {key})")
-        provider_digest = self._wait_for_log(PROVIDER_ID, "PROVIDER-WROTE ")
+        provider_digest = self._wait_for_log(self.provider_id, "PROVIDER-WROTE ")
         requested_at = self._wait_for_request()
         self.say("request       provider app wrote request.json")
         response = self._wait_for_response()
         self.say(f"published     {response['cid']} ({response['archive_size_bytes']} bytes)")
-        consumer_digest = self._wait_for_log(CONSUMER_ID, "CONSUMER-SEES ")
+        consumer_digest = self._wait_for_log(self.consumer_id, "CONSUMER-SEES ")
         seen_at = time.monotonic()
         if consumer_digest != provider_digest:
             raise CarError(
@@ -222,7 +226,7 @@ class Demo:
         if self.own_root:
             shutil.rmtree(self.root, ignore_errors=True)
         else:
-            for instance_id in (PROVIDER_ID, CONSUMER_ID):
+            for instance_id in (self.provider_id, self.consumer_id):
                 shutil.rmtree(self.data.instance(instance_id).root, ignore_errors=True)
             shutil.rmtree(self.root / "configs", ignore_errors=True)
 
@@ -254,7 +258,7 @@ class Demo:
         return str(self._wait(f"{instance_id} to log {marker.strip()}", probe))
 
     def _wait_for_request(self) -> float:
-        sync_dir = self.data.instance(PROVIDER_ID).volume_sync_dir
+        sync_dir = self.data.instance(self.provider_id).volume_sync_dir
 
         def probe() -> float | None:
             names = ("request.json", "request.json.processing", "response.json")
@@ -263,7 +267,7 @@ class Demo:
         return float(self._wait("the provider's request.json", probe))
 
     def _wait_for_response(self) -> dict[str, Any]:
-        path = self.data.instance(PROVIDER_ID).volume_sync_dir / "response.json"
+        path = self.data.instance(self.provider_id).volume_sync_dir / "response.json"
 
         def probe() -> dict[str, Any] | None:
             try:
@@ -278,7 +282,7 @@ class Demo:
         return result
 
     def _latest_received(self) -> dict[str, Any]:
-        directory = self.data.instance(CONSUMER_ID).history_received
+        directory = self.data.instance(self.consumer_id).history_received
         entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
         if not entries:
             return {}
@@ -286,7 +290,7 @@ class Demo:
         return data
 
     def _data_bytes(self) -> int:
-        mount = self.data.instance(CONSUMER_ID).volume_mount("appdata")
+        mount = self.data.instance(self.consumer_id).volume_mount("appdata")
         return sum(
             os.path.getsize(os.path.join(dirpath, name))
             for dirpath, _, names in os.walk(mount)
