@@ -36,7 +36,7 @@ from .shutdown import stop_signals
 from .sync.container_control import ContainerControl
 from .sync.mixin import _SyncMixin
 from .volumes.binding import VolumeBinding
-from .volumes.system_volume import system_env
+from .volumes.system_volume import RESERVED_ENV_NAMES, system_env
 
 
 class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
@@ -129,9 +129,11 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
 
     def _container_spec(self) -> ContainerSpec:
         cfg = self.config
-        env = cfg.app_env()
+        # The R1_* names are the runner's (SPEC §4): never taken from ENV, so without a
+        # system volume the app sees none of them, not even ones pointing elsewhere.
+        env = {k: v for k, v in cfg.app_env().items() if k not in RESERVED_ENV_NAMES}
         if self.system_volume_error is None and self.bindings:
-            env.update(system_env(cfg.sync))  # system vars override same-named ENV (SPEC §4)
+            env.update(system_env(cfg.sync))
         res = cfg.container_resources
         return ContainerSpec(
             instance_id=cfg.instance_id,

@@ -102,6 +102,16 @@ def _remove_non_directory(path: os.PathLike[str], log: logging.Logger) -> None:
     log.warning("system volume: replaced a %s at %s", kind, path)
 
 
+# Names the runner owns: exported only with a bound system volume, never taken from ENV.
+RESERVED_ENV_NAMES = (
+    C.ENV_SYSTEM_VOLUME,
+    C.ENV_VOLUME_SYNC_DIR,
+    C.ENV_SYNC_REQUEST_FILE,
+    C.ENV_SYNC_TYPE,
+    C.ENV_SYNC_KEY,
+)
+
+
 def system_env(sync: SyncConfig) -> dict[str, str]:
     """The env vars exported to the app when the system volume is bound (SPEC §4).
 

@@ -90,7 +90,7 @@ def test_system_volume_failure_exports_no_system_env(
         "container_apps.volumes.provisioner.provision_system_volume",
         side_effect=VolumeError("no loop device left"),
     )
-    runner = make_runner(ENV={"A": "1"})
+    runner = make_runner(ENV={"A": "1", "R1_SYSTEM_VOLUME": "/elsewhere", "R1_SYNC_KEY": "k"})
     runner.start()
     out = exec_sh(docker_client, runner.app.name, "env | grep -c '^R1_' || true; ls /")
     assert out.splitlines()[0] == "0"
