@@ -281,7 +281,8 @@ class SnapshotPublisher:
         try:
             self.containers.start()
         except Exception:
-            # The data is captured; the runner's own restart policy brings the app back.
+            # The data is captured; the runner loop starts the app again (its held start
+            # after a sync stop), with the volumes still mounted.
             self._log.exception("restarting the app container after capture failed")
 
     def _start_if_stopped(self) -> None:
