@@ -136,10 +136,15 @@ class SyncManager:
             return
         self._next_tick = monotonic_now + self.cfg.poll_interval
         now = self._wall()
-        if self.publisher is not None:
-            self.publisher.publish_pending(now)
-        if self.consumer is not None:
-            self.consumer.tick(now)
+        try:
+            if self.publisher is not None:
+                self.publisher.publish_pending(now)
+            if self.consumer is not None:
+                self.consumer.tick(now)
+        except Exception:
+            # The steps answer every failure they know; anything else is a bug, and a bug
+            # in sync must not take the app's runner down. Logged and retried next tick.
+            self._log.exception("volume-sync tick failed unexpectedly; retrying next tick")
 
 
 def build_sync_manager(

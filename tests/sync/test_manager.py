@@ -145,3 +145,15 @@ def test_inactive_manager_ticks_do_nothing() -> None:
     manager.tick(0.0)
     manager.start()
     assert manager.may_start()
+
+
+def test_an_unexpected_error_in_a_tick_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    publisher = MagicMock(spec=SnapshotPublisher)
+    publisher.publish_pending.side_effect = [RuntimeError("bug"), None]
+    manager = SyncManager(SyncConfig.parse(PROVIDER), publisher=publisher)
+    manager.tick(0.0)
+    assert "volume-sync tick failed unexpectedly" in caplog.text
+    manager.tick(5.0)  # the next tick runs again
+    assert publisher.publish_pending.call_count == 2
