@@ -19,6 +19,8 @@ from .layout import DataDir, InstancePaths, default_data_dir
 from .sync.status import history_entries, instance_status, retry_instance, select_instances
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+# Wider than any status line or history table, so rich never truncates off a terminal.
+_UNLIMITED_WIDTH = 1000
 InstanceArg = Annotated[
     str | None, typer.Argument(help="Instance id (default: every instance in the data dir).")
 ]
@@ -29,12 +31,22 @@ def _instances(data_dir: Any, instance: str | None) -> list[InstancePaths]:
     try:
         return select_instances(data, instance)
     except KeyError:
-        known = ", ".join(data.instance_ids()) or "none"
+        known = ", ".join(data.instance_ids())
+        where = f"use one of {known}, or" if known else "it has no instances;"
         raise fail(
-            f"unknown instance {instance!r} in {data.root} (known: {known}); "
-            "pass --data-dir or set CAR_DATA_DIR to the runner's data directory",
+            f"unknown instance {instance!r} in {data.root}: {where} point --data-dir "
+            "(or CAR_DATA_DIR) at the data dir of its runner",
             EXIT_USAGE,
         ) from None
+
+
+def _console() -> Console:
+    """Rich output that a pipe or a file gets whole: off a terminal rich assumes 80
+    columns, which wraps status lines and squeezes the history table into "…" cells."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=_UNLIMITED_WIDTH)
+    return console
 
 
 def _when(ts: Any) -> str:
@@ -81,16 +93,17 @@ def status(
     if as_json:
         typer.echo(json.dumps(statuses, indent=2, sort_keys=True))
         return
-    console = Console()
+    console = _console()
     if not statuses:
         root = DataDir(data_dir or default_data_dir()).root
         console.print(
             f"no instances in {root} (pass --data-dir or set CAR_DATA_DIR to the runner's)",
             highlight=False,
+            soft_wrap=True,
         )
     for st in statuses:
         for line in _status_lines(st):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 @sync_app.command("history")
@@ -109,6 +122,12 @@ def history(
     if as_json:
         typer.echo(json.dumps(rows, indent=2, sort_keys=True))
         return
+    console = _console()
+    if not rows:
+        root = DataDir(data_dir or default_data_dir()).root
+        whose = f"instance {instance}" if instance else "any instance"
+        console.print(f"no history entries for {whose} in {root}", highlight=False, soft_wrap=True)
+        return
     table = Table("instance", "dir", "cid", "version", "when", "size", "downtime", "retired")
     for row in rows:
         when = row.get("published_timestamp") or row.get("applied_timestamp")
@@ -126,7 +145,7 @@ def history(
             f"{downtime:.2f}s" if isinstance(downtime, int | float) else "-",
             retired,
         )
-    Console().print(table)
+    console.print(table)
 
 
 @sync_app.command("retry")

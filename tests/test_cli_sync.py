@@ -133,3 +133,34 @@ def test_status_of_an_empty_data_dir_names_it_and_how_to_pick_another(tmp_path: 
     assert result.exit_code == 0
     assert f"no instances in {tmp_path / 'none'}" in " ".join(result.output.split())
     assert "--data-dir or set CAR_DATA_DIR" in " ".join(result.output.split())
+
+
+def test_unknown_instance_in_an_empty_data_dir_says_it_has_none(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["sync", "status", "x", "--data-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1
+    assert "it has no instances; point --data-dir" in result.output
+
+
+def test_piped_status_keeps_each_line_whole(data: DataDir) -> None:
+    # CliRunner output is not a terminal, where rich would wrap at 80 columns.
+    code, out = _run(data, "sync", "status", "prov")
+    assert code == 0
+    [published] = [ln for ln in out.splitlines() if "published" in ln]
+    assert CID_A in published and "v100 at " in published
+    [backends] = [ln for ln in out.splitlines() if "backends" in ln]
+    assert "blobs=" in backends and "registry=" in backends
+
+
+def test_piped_history_table_is_not_squeezed_into_ellipses(data: DataDir) -> None:
+    code, out = _run(data, "sync", "history")
+    assert code == 0
+    [row] = [ln for ln in out.splitlines() if " prov " in ln]
+    assert "100" in row and "sent" in row and "0.30s" in row
+    assert CID_A[:20] in row
+
+
+def test_empty_history_is_one_line_naming_the_instance(data: DataDir) -> None:
+    code, out = _run(data, "sync", "history", "prov", "--received")
+    assert code == 0
+    assert out.strip() == f"no history entries for instance prov in {data.root}"
