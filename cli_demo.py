@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .cli import EXIT_RUNTIME, app, fail
+from .cli import EXIT_RUNTIME, EXIT_USAGE, app, fail
 from .demo import Demo
 from .errors import CarError
 
@@ -23,10 +23,15 @@ def demo(
     ] = False,
 ) -> None:
     """Replicate a provider app's volume to a consumer app on this host and report timings."""
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        raise fail(
+            f"--data-dir {data_dir} is not a directory: pass a directory (created if missing)",
+            EXIT_USAGE,
+        )
     typer.echo("car demo: provider -> consumer volume-sync on this host")
     try:
         report = Demo(data_dir, keep=keep, say=typer.echo).run()
-    except CarError as exc:
+    except (CarError, OSError) as exc:  # OSError: e.g. the data dir is not writable
         raise fail(f"demo failed: {exc}", EXIT_RUNTIME) from None
     typer.echo("")
     for line in report.lines():

@@ -12,6 +12,7 @@ also a worked example for app authors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -137,6 +138,7 @@ class Demo:
         self.run_id = uuid.uuid4().hex[:8]
         self.provider_id = f"{PROVIDER_PREFIX}-{self.run_id}"
         self.consumer_id = f"{CONSUMER_PREFIX}-{self.run_id}"
+        self.published_cid: str | None = None
 
     def run(self) -> DemoReport:
         """Run the demo; always stops the runners, and cleans up unless ``keep``."""
@@ -159,6 +161,7 @@ class Demo:
         requested_at = self._wait_for_request()
         self.say("request       provider app wrote request.json")
         response = self._wait_for_response()
+        self.published_cid = str(response["cid"])
         self.say(f"published     {response['cid']} ({response['archive_size_bytes']} bytes)")
         consumer_digest = self._wait_for_log(self.consumer_id, "CONSUMER-SEES ")
         seen_at = time.monotonic()
@@ -221,14 +224,26 @@ class Demo:
 
     def _clean_up(self) -> None:
         if self.keep:
-            self.say(f"kept          {self.root} (runner logs in configs/)")
+            self.say(
+                f"kept          {self.root} (runner configs and logs in configs/; "
+                f"try `car sync history --data-dir {self.root}`)"
+            )
             return
         if self.own_root:
             shutil.rmtree(self.root, ignore_errors=True)
-        else:
-            for instance_id in (self.provider_id, self.consumer_id):
-                shutil.rmtree(self.data.instance(instance_id).root, ignore_errors=True)
-            shutil.rmtree(self.root / "configs", ignore_errors=True)
+            return
+        # Someone else's data dir: remove only what this run made.
+        configs = self.root / "configs"
+        for instance_id in (self.provider_id, self.consumer_id):
+            shutil.rmtree(self.data.instance(instance_id).root, ignore_errors=True)
+            for suffix in (".json", ".log"):
+                (configs / f"{instance_id}{suffix}").unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # kept when it holds anything else
+            configs.rmdir()
+        # The blob is the demo's own (random data, so no other sync set shares its CID); the
+        # registry keeps a small record under the demo's one-off key.
+        if self.published_cid:
+            (self.data.shared_blobs / self.published_cid).unlink(missing_ok=True)
 
     # --- waiting ---------------------------------------------------------------------
     def _wait(self, what: str, probe: Callable[[], Any]) -> Any:

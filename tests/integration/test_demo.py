@@ -67,3 +67,30 @@ def test_car_demo_runs_green_in_under_a_minute_and_leaves_nothing(
     ]
     assert mounts_under(temp) == []
     assert loops_on(temp) == []
+
+
+def test_car_demo_in_a_given_data_dir_removes_only_what_it_made(
+    tmp_path: Path, docker_client: Any, busybox_image: str
+) -> None:
+    require_loopdev()
+    data = tmp_path / "data"
+    (data / "configs").mkdir(parents=True)
+    (data / "configs" / "mine.json").write_text("{}")
+    (data / "shared" / "blobs").mkdir(parents=True)
+    (data / "shared" / "blobs" / "bafkreiother").write_text("someone else's blob")
+    result = subprocess.run(
+        [sys.executable, "-m", "container_apps", "demo", "--data-dir", str(data)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    [published] = [ln for ln in result.stdout.splitlines() if ln.startswith("published")]
+    cid = published.split()[1]
+    assert sorted(p.name for p in (data / "shared" / "blobs").iterdir()) == ["bafkreiother"]
+    assert not (data / "shared" / "blobs" / cid).exists()
+    assert [p.name for p in (data / "configs").iterdir()] == ["mine.json"]
+    assert list((data / "instances").iterdir()) == []
+    assert mounts_under(data) == [] and loops_on(data) == []
