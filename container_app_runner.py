@@ -28,6 +28,7 @@ from .app_container import AppContainer
 from .docker_runtime import ContainerSpec, DockerRuntime
 from .errors import CarError
 from .images import ensure_image, image_owner
+from .instance_lock import InstanceLock
 from .layout import DataDir, InstancePaths
 from .mixins.volumes import _VolumesMixin
 from .restart_policy import Action, RestartDecision, RestartPolicy
@@ -79,6 +80,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self.final_exit_code: int | None = None
         self._default_owner: tuple[int, int] | None = None
         self._began = False  # start() touched Docker or volumes: stop() has work to do
+        self.lock = InstanceLock(self.paths.root / "runner.lock")
         self._ever_started = False  # the container was started at least once
         self._sync_stopped = False  # sync stopped the container and has not started it yet
 
@@ -97,10 +99,11 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         """
         cfg = self.config
         self.paths.ensure()
+        self.lock.acquire()  # before Docker or volumes: a second runner must touch nothing
         ensure_image(self.runtime, cfg.image, cfg.image_pull_policy, self.log)
-        self._began = True
         self._default_owner = image_owner(self.runtime, cfg.image, cfg.container_user, self.log)
-        self.app.remove_leftover()
+        self.app.remove_leftover()  # refuses a same-named container of another data dir
+        self._began = True  # from here on, stop() has a container and volumes to clean up
         self._provision()
         self._sync_setup()
         if self._sync_may_start():
@@ -246,6 +249,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             CarError: listing the steps that failed (after all were attempted).
         """
         if not self._began:
+            self.lock.release()
             return
         problems: list[str] = []
         for step, action in (
@@ -261,6 +265,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         if problems:
             raise CarError("stop incomplete: " + "; ".join(problems))
         self._began = False
+        self.lock.release()
         self.log.info("runner %s stopped; nothing left running or mounted", self.config.instance_id)
 
 

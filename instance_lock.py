@@ -1,0 +1,61 @@
+"""InstanceLock: one ``car run`` per instance and data directory.
+
+Two runners of one instance would fight over one container name and one set of loop
+volumes: the second would take the first one's container for a leftover and, when it
+stops, unmount volumes the first still uses. An exclusive ``flock`` on
+``<data>/instances/<id>/runner.lock`` makes the second one refuse to start before it
+touches Docker or any volume. The kernel drops the lock when the process dies, so a
+crashed runner never blocks the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from .errors import CarError
+
+
+class InstanceLock:
+    """An exclusive, process-lifetime lock file holding the owner's PID."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self) -> None:
+        """Take the lock (idempotent for its holder).
+
+        Raises:
+            CarError: another process holds it; the message names that PID.
+        """
+        if self._fd is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise CarError(
+                f"instance {self.path.parent.name} is already run by PID {holder} "
+                f"(data dir {self.path.parent.parent.parent})",
+                hint="stop that `car run` first: one runner per instance and data dir",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock (idempotent). The file stays: removing it could race a new holder."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None

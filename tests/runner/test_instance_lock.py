@@ -1,0 +1,78 @@
+"""One runner per instance and data dir: a second one refuses before touching anything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from container_apps.errors import CarError
+from container_apps.instance_lock import InstanceLock
+
+
+def test_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
+    first = InstanceLock(tmp_path / "instances" / "app" / "runner.lock")
+    first.acquire()
+    first.acquire()  # idempotent for its holder
+    with pytest.raises(CarError) as caught:
+        InstanceLock(first.path).acquire()
+    assert f"PID {os.getpid()}" in str(caught.value)
+    assert "instance app is already run" in str(caught.value)
+    first.release()
+    second = InstanceLock(first.path)
+    second.acquire()  # free again after release
+    second.release()
+
+
+def test_a_dead_holder_never_blocks_the_next_runner(tmp_path: Path) -> None:
+    path = tmp_path / "runner.lock"
+    code = (
+        "import sys, os; from pathlib import Path;"
+        "from container_apps.instance_lock import InstanceLock;"
+        f"InstanceLock(Path({str(path)!r})).acquire(); os._exit(0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    lock = InstanceLock(path)
+    lock.acquire()
+    assert lock.held
+    lock.release()
+
+
+@pytest.mark.docker
+@pytest.mark.loopdev
+def test_second_runner_of_a_running_instance_leaves_the_first_alone(
+    make_runner: Any, docker_client: Any
+) -> None:
+    first = make_runner()
+    first.start()
+    before = docker_client.containers.get(first.app.name).id
+    second = make_runner()  # same config, same data dir
+    with pytest.raises(CarError, match="already run by PID"):
+        second.start()
+    second.stop()  # what run_forever's cleanup does: must not touch the first's container
+    assert docker_client.containers.get(first.app.name).id == before
+    assert first.app.is_running()
+    assert (first.paths.volume_mount("r1en_system") / "volume-sync").is_dir()  # still mounted
+
+
+@pytest.mark.docker
+@pytest.mark.loopdev
+def test_same_instance_id_in_another_data_dir_never_stops_the_running_app(
+    make_runner: Any, docker_client: Any, tmp_path: Path
+) -> None:
+    from container_apps.container_app_runner import ContainerAppRunnerPlugin
+    from container_apps.errors import ContainerRuntimeError
+    from container_apps.layout import DataDir
+
+    first = make_runner()
+    first.start()
+    before = docker_client.containers.get(first.app.name).id
+    other = ContainerAppRunnerPlugin(first.config, DataDir(tmp_path / "other-data"))
+    with pytest.raises(ContainerRuntimeError, match="is taken by a container of"):
+        other.start()
+    other.stop()  # run_forever's cleanup after the failed start
+    assert docker_client.containers.get(first.app.name).id == before
+    assert first.app.is_running()
