@@ -29,6 +29,36 @@ StrictNumber = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 PositiveInt = Annotated[int, Strict(), Field(ge=1)]
 
 
+def cross_field_problems(
+    enabled: bool, key: object, kind: object, archive_format: object, level: object
+) -> list[str]:
+    """The rules that tie SYNC keys together; each line starts with its key."""
+    problems: list[str] = []
+    if enabled and key is None:
+        problems.append("KEY: required when ENABLED is true")
+    if enabled and kind is None:
+        problems.append('TYPE: required when ENABLED is true ("provider" or "consumer")')
+    if (
+        isinstance(level, int)
+        and not isinstance(level, bool)
+        and archive_format in C.ARCHIVE_FORMATS
+    ):
+        hi = 19 if archive_format == C.ARCHIVE_FORMAT_ZST else 9
+        if not 1 <= level <= hi:
+            problems.append(f"COMPRESSION_LEVEL: must be 1-{hi} for {archive_format}, got {level}")
+    return problems
+
+
+def _raw_cross_field_problems(raw: dict[str, Any]) -> list[str]:
+    return cross_field_problems(
+        raw.get("ENABLED") is True,
+        raw.get("KEY"),
+        raw.get("TYPE"),
+        raw.get("ARCHIVE_FORMAT", C.ARCHIVE_FORMAT_ZST),
+        raw.get("COMPRESSION_LEVEL"),
+    )
+
+
 class SyncConfig(BaseModel):
     """The SYNC block. Attribute names are lower case; JSON keys are the SPEC's."""
 
@@ -86,18 +116,9 @@ class SyncConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:
-        problems: list[str] = []
-        if self.enabled and self.key is None:
-            problems.append("KEY: required when ENABLED is true")
-        if self.enabled and self.type is None:
-            problems.append('TYPE: required when ENABLED is true ("provider" or "consumer")')
-        if self.compression_level is not None:
-            hi = 19 if self.archive_format == C.ARCHIVE_FORMAT_ZST else 9
-            if not 1 <= self.compression_level <= hi:
-                problems.append(
-                    f"COMPRESSION_LEVEL: must be 1-{hi} for {self.archive_format}, "
-                    f"got {self.compression_level}"
-                )
+        problems = cross_field_problems(
+            self.enabled, self.key, self.type, self.archive_format, self.compression_level
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -157,6 +178,10 @@ class SyncConfig(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             lines = format_validation_error(cls, exc, prefix=prefix)
+            # pydantic skips the cross-field check when a field failed; run it on the raw
+            # values that are usable, so every problem is reported at once (SPEC §3.1).
+            if not any(line.startswith(f"{prefix}: ") for line in lines):
+                lines += [f"{prefix}.{p}" for p in _raw_cross_field_problems(raw)]
             # Cross-field problems come back as one joined value_error line; split them.
             expanded: list[str] = []
             for line in lines:

@@ -85,3 +85,20 @@ def test_online_apply_modes_resolve_to_offline_restart_with_a_reason(mode: str) 
 def test_trusted_node_ids_reach_the_consumer_limits() -> None:
     cfg = SyncConfig.parse({**BASE, "TRUSTED_NODE_IDS": ["n1", "n2"]})
     assert ConsumerLimits.from_config(cfg).trusted_node_ids == ("n1", "n2")
+
+
+def test_cross_field_rules_are_reported_with_field_errors_at_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        SyncConfig.parse({"ENABLED": True, "TYPE": "provider", "POLL_INTERVAL": "nope"})
+    assert caught.value.problems == [
+        'SYNC.POLL_INTERVAL: must be a number >= 1, got "nope"',
+        "SYNC.KEY: required when ENABLED is true",
+    ]
+
+
+def test_compression_range_is_checked_alongside_other_field_errors() -> None:
+    raw = {"ARCHIVE_FORMAT": "tar.gz", "COMPRESSION_LEVEL": 12, "MAX_MEMBERS": 0}
+    with pytest.raises(ConfigError) as caught:
+        SyncConfig.parse(raw)
+    assert "SYNC.COMPRESSION_LEVEL: must be 1-9 for tar.gz, got 12" in caught.value.problems
+    assert any(p.startswith("SYNC.MAX_MEMBERS:") for p in caught.value.problems)
