@@ -9,6 +9,7 @@ A server is stopped by its own PID: SIGTERM, wait, then SIGKILL.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import socket
@@ -79,6 +80,8 @@ class ServerProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     ports: dict[str, int] = field(default_factory=dict)
+    # Files the server leaves outside its work dir (weed's /tmp sockets), removed on stop.
+    leftovers: list[str] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -115,14 +118,17 @@ def start_process(
 
 def stop_process(server: ServerProcess, timeout: float = 10.0) -> None:
     """Stop exactly this server's PID: SIGTERM, wait up to ``timeout``, then SIGKILL."""
-    if server.proc.poll() is not None:
-        return
-    server.proc.terminate()
-    try:
-        server.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait(timeout=timeout)
+    if server.proc.poll() is None:
+        server.proc.terminate()
+        try:
+            server.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(timeout=timeout)
+    for pattern in server.leftovers:
+        for path in glob.glob(pattern):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 def wait_ready(server: ServerProcess, probe: Callable[[], bool], timeout: float) -> None:
@@ -187,9 +193,13 @@ def http_ok(url: str) -> bool:
 
 
 def weed_argv(exe: str, datadir: Path, ports: dict[str, int]) -> list[str]:
-    """``weed mini`` with every safety flag of LOCAL-SERVERS.md (mandatory)."""
+    """``weed mini`` with every safety flag of LOCAL-SERVERS.md (mandatory).
+
+    Its glog files go beside ``datadir`` (``-logdir``) instead of /tmp.
+    """
     return [
         exe,
+        f"-logdir={datadir.parent}",
         "mini",
         f"-dir={datadir}",
         f"-ip={LOOPBACK}",
@@ -237,6 +247,12 @@ def start_weed(
         "weed mini", weed_argv(exe, datadir, ports), log_path=workdir / "weed.log", env=env
     )
     server.ports.update(ports)
+    # weed puts a unix socket per service in /tmp, named after its port (or gRPC port).
+    server.leftovers = [
+        f"/tmp/seaweedfs-*-{port}.sock"
+        for p in ports.values()
+        for port in (p, p + WEED_GRPC_OFFSET)
+    ]
     try:
         wait_ready(server, lambda: http_ok(f"http://{LOOPBACK}:{ports['s3']}/healthz"), timeout)
     except BaseException:
