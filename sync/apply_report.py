@@ -108,11 +108,13 @@ class ApplyReporter:
             log=self._log,
         )
         self._log.info(
-            "applied %s (version %s): downtime %.3fs, %s",
+            "applied %s (version %s): downtime %.2fs; download %.2fs, prepare %.2fs, commit %.2fs",
             record.cid,
             record.version,
             downtime,
-            durations.to_dict(),
+            durations.download,
+            durations.prepare,
+            durations.commit,
         )
         return ApplyOutcome(
             cid=record.cid,

@@ -166,7 +166,13 @@ class SnapshotPublisher:
         history_error = self._write_history(run, record, ack)
         response = self._success_response(run, record, history_error)
         self.control.succeed(response)
-        self._log.info("published snapshot %s (version %s)", cid, record.version)
+        self._log.info(
+            "published snapshot %s (version %s): %d bytes, downtime %.2fs",
+            cid,
+            record.version,
+            record.manifest.archive_size_bytes,
+            run.downtime,
+        )
         retire_superseded(
             self.targets.history,
             self.targets.store,
