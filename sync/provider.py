@@ -104,6 +104,7 @@ class SnapshotPublisher:
         self.targets = targets
         self._monotonic = monotonic
         self._log = log
+        self._unrecorded: set[str] = set()  # published CIDs missing from the sent history
 
     def recover(self) -> None:
         """At start: re-queue an unfinished request (SPEC §5.5) and drop stale archives."""
@@ -182,7 +183,24 @@ class SnapshotPublisher:
             now=run.now,
             log=self._log,
         )
+        self._retire_unrecorded(keep=cid)
         return PublishOutcome("ok", {**response, "status": "ok"}, cid=cid)
+
+    def _retire_unrecorded(self, keep: str) -> None:
+        """Retire CIDs published while the sent history could not be written (§7.9).
+
+        They have no history entry, so ``retire_superseded`` cannot find them; without
+        this their blobs would stay in the store for good. Kept in memory: a runner
+        restart in between forgets them (logged when they were published).
+        """
+        for cid in sorted(self._unrecorded - {keep}):
+            try:
+                self.targets.store.delete(cid, remote=True, local=True)
+            except Exception as exc:
+                self._log.warning("retirement of unrecorded %s failed, will retry: %s", cid, exc)
+                continue
+            self._unrecorded.discard(cid)
+            self._log.info("retired %s (published while the history was unwritable)", cid)
 
     # --- claim and validate -----------------------------------------------------------------
     def _claim(self) -> ClaimedRequest | None:
@@ -412,6 +430,7 @@ class SnapshotPublisher:
             self.targets.history.append(entry)
         except Exception as exc:
             self._log.exception("sent history could not be written")
+            self._unrecorded.add(record.cid)  # retention cannot see it: retire it ourselves
             return f"sent history could not be written ({type(exc).__name__})"
         return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from container_apps.errors import ContainerRuntimeError, RegistryUnavailable, StoreUnavailable
@@ -169,3 +170,26 @@ def test_history_failure_after_commit_reports_ok_with_history_error(rig: Rig, mo
     assert response["status"] == "ok" and "history_error" in response
     assert "/host/secret" not in response["history_error"]
     assert rig.record()["cid"] == response["cid"]
+
+
+def test_snapshot_published_without_history_is_still_retired_later(rig: Rig, mocker) -> None:
+    # SPEC §7.9: every older CID is retired, also one the history could not record.
+    real_append = rig.history.append
+    calls = iter([OSError(28, "No space")])
+
+    def append(entry: dict[str, Any]) -> Path:
+        failure = next(calls, None)
+        if failure is not None:
+            raise failure
+        return real_append(entry)
+
+    mocker.patch.object(rig.history, "append", side_effect=append)
+    rig.request({"archive_paths": ["/app/data"]})
+    first = rig.publisher.publish_pending(NOW)
+    assert first is not None and "history_error" in first.response
+    (rig.data / "a.txt").write_text("changed")
+    rig.request({"archive_paths": ["/app/data"]})
+    second = rig.publisher.publish_pending(NOW + 1)
+    assert second is not None and second.status == "ok"
+    assert first.cid not in rig.store.inner.cids()
+    assert second.cid in rig.store.inner.cids()
