@@ -2,8 +2,8 @@
 
 ``publish_pending`` reads as the SPEC's outline: claim -> validate -> (offline) confirmed
 stop -> build archive -> restart -> verify -> upload -> publish (commit point) -> history
--> response -> retire. The container is restarted as soon as the archive is complete,
-before any network transfer, and after any failure once it was stopped. Every failure
+-> response -> retire. Capturing (stop, build, restart as soon as the archive is
+complete, before any network transfer) is ``SnapshotCapture``'s job. Every failure
 is answered once through ``ControlDir.fail`` with its stage label; texts sent to the app
 name container paths only (backend and OS details go to the log). The temp archive is
 always removed.
@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from ..registries.base import Registry
 from ..stores.base import BlobStore
 from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
-from .archive import ArchiveInfo, ArchiveWriter, build_archive
+from .archive import ArchiveInfo
+from .capture import ArchiveSettings, SnapshotCapture
 from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
 from .history import HistoryLog
@@ -100,10 +101,13 @@ class SnapshotPublisher:
         self.config = config
         self.control = control
         self.resolver = resolver
-        self.containers = containers
         self.targets = targets
         self._monotonic = monotonic
         self._log = log
+        settings = ArchiveSettings(
+            config.archive_format, config.compression_level, config.max_archive_bytes
+        )
+        self.capture = SnapshotCapture(settings, containers, resolver, monotonic=monotonic, log=log)
         self._unrecorded: set[str] = set()  # published CIDs missing from the sent history
 
     def recover(self) -> None:
@@ -231,88 +235,12 @@ class SnapshotPublisher:
         response = {"status": "error", "stage": stage, "error": error}
         return PublishOutcome("error", response, stage=stage)
 
-    # --- capture -----------------------------------------------------------------------------
+    # --- capture ----------------------------------------------------------------------------
     def _capture(self, run: _Run) -> ArchiveInfo:
-        started = self._monotonic()
-        if run.request.provider_capture == C.CAPTURE_ONLINE:
-            info = self._build_online(run)
-        else:
-            info = self._capture_offline(run)
-        run.durations["archive"] = self._monotonic() - started
-        return info
-
-    def _capture_offline(self, run: _Run) -> ArchiveInfo:
-        run.stage = C.STAGE_RUNTIME_STOP
-        stop_began = self._monotonic()
-        try:
-            self.containers.stop_confirmed()
-        except Exception as exc:
-            self._log.error("confirmed stop failed: %s", exc)
-            self._start_if_stopped()
-            raise SyncError(
-                "the app container could not be stopped; nothing was captured",
-                stage=C.STAGE_RUNTIME_STOP,
-            ) from exc
-        run.stage = C.STAGE_ARCHIVE_BUILD
-        try:
-            return self._build_offline(run)
-        finally:
-            self._restart()  # as soon as the archive is complete, before any upload
-            run.downtime = self._monotonic() - stop_began
-
-    def _build_offline(self, run: _Run) -> ArchiveInfo:
-        try:
-            # Re-resolve now that the app is stopped: it may have planted a link since.
-            sources = [self.resolver.resolve_for_read(p) for p in run.request.archive_paths]
-            return build_archive(
-                sources,
-                run.archive,
-                fmt=self.config.archive_format,
-                level=self.config.compression_level,
-                max_bytes=self.config.max_archive_bytes,
-            )
-        except RequestRejected as exc:
-            raise SyncError(exc.message, stage=C.STAGE_ARCHIVE_BUILD) from exc
-        except OSError as exc:
-            self._log.error("writing the archive failed: %s", exc)
-            raise SyncError(
-                f"the archive could not be written ({exc.strerror})", stage=C.STAGE_ARCHIVE_BUILD
-            ) from exc
-
-    def _build_online(self, run: _Run) -> ArchiveInfo:
-        cfg = self.config
-        with ArchiveWriter(
-            run.archive,
-            fmt=cfg.archive_format,
-            level=cfg.compression_level,
-            max_bytes=cfg.max_archive_bytes,
-        ) as writer:
-            for path in run.request.archive_paths:
-                writer.add_stream(self._docker_archive(path), path)
-            return writer.finish()
-
-    def _docker_archive(self, path: str) -> Iterator[bytes]:
-        try:
-            return self.containers.get_archive(path)
-        except CarError as exc:
-            self._log.error("get_archive(%s) failed: %s", path, exc)
-            raise SyncError(
-                f"path {path!r} could not be read from the running container",
-                stage=C.STAGE_ARCHIVE_BUILD,
-            ) from exc
-
-    def _restart(self) -> None:
-        try:
-            self.containers.start()
-        except Exception:
-            # The data is captured; the runner loop starts the app again (its held start
-            # after a sync stop), with the volumes still mounted.
-            self._log.exception("restarting the app container after capture failed")
-
-    def _start_if_stopped(self) -> None:
-        with contextlib.suppress(Exception):
-            if not self.containers.is_running():
-                self._restart()
+        captured = self.capture.capture(run.request, run.archive)
+        run.durations["archive"] = captured.seconds
+        run.downtime = captured.downtime
+        return captured.info
 
     def _verify(self, run: _Run, info: ArchiveInfo) -> None:
         run.stage = C.STAGE_ARCHIVE_BUILD

@@ -1,0 +1,149 @@
+"""SnapshotCapture: turns a request's paths into an archive file (SPEC §7.1, §7.2).
+
+Offline (the default): a confirmed stop, the archive built from the stopped volumes,
+and the app started again **as soon as the archive is complete**, before any upload
+(and also when the build failed). Online (provider opt-in): no stop; each path comes
+from Docker's ``get_archive`` of the running container. The provider owns what happens
+to the archive next (verify, upload, publish).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CarError, RequestRejected, SyncError
+from . import constants as C
+from .archive import ArchiveInfo, ArchiveWriter, build_archive
+from .container_control import ContainerControl
+from .paths import PathResolver
+from .records import SyncRequest
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveSettings:
+    """How archives are written (from the provider's SYNC block)."""
+
+    archive_format: str = C.ARCHIVE_FORMAT_ZST
+    compression_level: int = C.DEFAULT_ZSTD_LEVEL
+    max_archive_bytes: int | None = C.DEFAULT_MAX_ARCHIVE_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """The archive written, how long it took, and how long the app was down for it."""
+
+    info: ArchiveInfo
+    seconds: float
+    downtime: float
+
+
+class SnapshotCapture:
+    """Builds one archive per request, stopping the app only as long as needed."""
+
+    def __init__(
+        self,
+        settings: ArchiveSettings,
+        containers: ContainerControl,
+        resolver: PathResolver,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        log: logging.Logger = _log,
+    ) -> None:
+        self.settings = settings
+        self.containers = containers
+        self.resolver = resolver
+        self._monotonic = monotonic
+        self._log = log
+
+    def capture(self, request: SyncRequest, dest: Path) -> Captured:
+        """Write the archive of ``request`` to ``dest``.
+
+        Raises:
+            SyncError: stage ``runtime_stop`` (nothing captured, app left running) or
+                ``archive_build`` (the app was started again); messages name container
+                paths only.
+        """
+        started = self._monotonic()
+        if request.provider_capture == C.CAPTURE_ONLINE:
+            return Captured(self._build_online(request, dest), self._monotonic() - started, 0.0)
+        stop_began = self._monotonic()
+        self._stop()
+        try:
+            info = self._build_offline(request, dest)
+        finally:
+            self._restart()  # as soon as the archive is complete, before any upload
+            downtime = self._monotonic() - stop_began
+        return Captured(info, self._monotonic() - started, downtime)
+
+    def _stop(self) -> None:
+        try:
+            self.containers.stop_confirmed()
+        except Exception as exc:
+            self._log.error("confirmed stop failed: %s", exc)
+            self._start_if_stopped()
+            raise SyncError(
+                "the app container could not be stopped; nothing was captured",
+                stage=C.STAGE_RUNTIME_STOP,
+            ) from exc
+
+    def _build_offline(self, request: SyncRequest, dest: Path) -> ArchiveInfo:
+        s = self.settings
+        try:
+            # Re-resolve now that the app is stopped: it may have planted a link since.
+            sources = [self.resolver.resolve_for_read(p) for p in request.archive_paths]
+            return build_archive(
+                sources,
+                dest,
+                fmt=s.archive_format,
+                level=s.compression_level,
+                max_bytes=s.max_archive_bytes,
+            )
+        except RequestRejected as exc:
+            raise SyncError(exc.message, stage=C.STAGE_ARCHIVE_BUILD) from exc
+        except OSError as exc:
+            self._log.error("writing the archive failed: %s", exc)
+            raise SyncError(
+                f"the archive could not be written ({exc.strerror})", stage=C.STAGE_ARCHIVE_BUILD
+            ) from exc
+
+    def _build_online(self, request: SyncRequest, dest: Path) -> ArchiveInfo:
+        s = self.settings
+        with ArchiveWriter(
+            dest,
+            fmt=s.archive_format,
+            level=s.compression_level,
+            max_bytes=s.max_archive_bytes,
+        ) as writer:
+            for path in request.archive_paths:
+                writer.add_stream(self._docker_archive(path), path)
+            return writer.finish()
+
+    def _docker_archive(self, path: str) -> Iterator[bytes]:
+        try:
+            return self.containers.get_archive(path)
+        except CarError as exc:
+            self._log.error("get_archive(%s) failed: %s", path, exc)
+            raise SyncError(
+                f"path {path!r} could not be read from the running container",
+                stage=C.STAGE_ARCHIVE_BUILD,
+            ) from exc
+
+    def _restart(self) -> None:
+        try:
+            self.containers.start()
+        except Exception:
+            # The data is captured; the runner loop starts the app again (its held start
+            # after a sync stop), with the volumes still mounted.
+            self._log.exception("restarting the app container after capture failed")
+
+    def _start_if_stopped(self) -> None:
+        with contextlib.suppress(Exception):
+            if not self.containers.is_running():
+                self._restart()
