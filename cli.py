@@ -14,10 +14,10 @@ from typing import Annotated
 
 import typer
 
+from .config_file import load_runner_config
 from .container_app_runner import ContainerAppRunnerPlugin
 from .errors import CarError, ConfigError
 from .layout import DataDir, default_data_dir
-from .runner_config import load_runner_config
 from .shutdown import ForcedExit
 
 EXIT_OK = 0

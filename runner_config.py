@@ -1,6 +1,7 @@
 """RunnerConfig: the validated runner config file of SPEC §3.1.
 
-Parsed once at the edge with pydantic; everything after ``load_runner_config`` works with
+Parsed once at the edge with pydantic (files are read by ``config_file.py``); everything
+after ``RunnerConfig.parse`` works with
 a frozen, typed object. Every problem is reported at once with its key path
 (``validation.format_validation_error``), so ``car run`` can exit 2 before touching
 Docker or volumes. The SYNC block is ``sync.config.SyncConfig`` (reused, not redefined)
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -40,7 +40,6 @@ from .volumes.specs import (
 
 INSTANCE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 NODE_ID_ENV = "CAR_NODE_ID"
-YAML_SUFFIXES = (".yaml", ".yml")
 
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
@@ -340,75 +339,9 @@ def _optional_validator(package: str, func_name: str) -> Any:
     return getattr(module, func_name, None)
 
 
-def load_runner_config(path: Path) -> RunnerConfig:
-    """Read and validate a runner config file (JSON, or YAML for .yaml/.yml).
-
-    Raises:
-        ConfigError: the file cannot be read or parsed, or lists every invalid key.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-    if not text.strip():
-        raise ConfigError(
-            f"{path}: the config file is empty",
-            hint="write a JSON object with at least INSTANCE_ID and IMAGE",
-        )
-    if path.suffix.lower() in YAML_SUFFIXES:
-        raw = _parse_yaml(path, text)
-    else:
-        raw = _parse_json(path, text)
-    return RunnerConfig.parse(raw)
-
-
-def _parse_json(path: Path, text: str) -> Any:
-    duplicates: list[str] = []
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                duplicates.append(key)
-            seen[key] = value
-        return seen
-
-    try:
-        raw = json.loads(text, object_pairs_hook=no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from None
-    if duplicates:
-        raise ConfigError(
-            [f"{key}: duplicate key (only the last value would count)" for key in duplicates],
-            hint="keep one entry per key",
-        )
-    return raw
-
-
-def _parse_yaml(path: Path, text: str) -> Any:
-    try:
-        import yaml  # type: ignore[import-untyped]
-    except ImportError:
-        raise ConfigError(
-            f"{path}: YAML configs need PyYAML", hint="pip install pyyaml, or use JSON"
-        ) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        problem = exc.problem or exc.context or "syntax error"
-        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
-
-
 __all__ = [
     "INSTANCE_ID_PATTERN",
     "ContainerResources",
     "RunnerConfig",
     "StorageConfig",
-    "load_runner_config",
 ]

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from container_apps.config_file import load_runner_config
 from container_apps.errors import ConfigError
-from container_apps.runner_config import RunnerConfig, load_runner_config
+from container_apps.runner_config import RunnerConfig
 
 MINIMAL: dict[str, Any] = {"INSTANCE_ID": "app1", "IMAGE": "car-busybox:latest"}
 
