@@ -1,8 +1,8 @@
 """Building snapshot archives: streaming POSIX tar into zstd or gzip (SPEC §7.2).
 
-Data flows tar -> compressor -> hashing file, one buffer at a time, so memory use does
-not grow with data size, and the archive's SHA-256, size, member count and unpacked
-bytes are known the moment the last byte is written (no second pass).
+Data flows tar -> compressor -> ``HashingSink`` (``archive_sink.py``), one buffer at a
+time, so memory use does not grow with data size, and the archive's SHA-256, size,
+member count and unpacked bytes are known the moment the last byte is written.
 
 Member names are container-absolute paths without the leading "/" (``app/data/f.txt``),
 so the consumer maps them back through its own binds (SPEC §5.6). Only directories and
@@ -11,7 +11,6 @@ empty names so no host identity leaks. A symlink, FIFO, socket, device or hardli
 file (a regular file with ``st_nlink > 1``: restoring it would silently break the link
 or duplicate data, so it is refused rather than guessed at) fails the build with stage
 ``archive_build`` and an error naming the *container* path. Links are never followed.
-
 Reading/extraction lives in ``archive_read.py``.
 """
 
