@@ -21,28 +21,22 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from container_apps.bench.common import cp_a, generate, tar_zstd, zstd_missing
+from container_apps.bench.common import cp_a, generate, interleaved, tar_zstd, zstd_missing
 from container_apps.sync.archive import build_archive
 from container_apps.sync.paths import PathResolver
 from container_apps.volumes.binding import VolumeBinding
 
 
-def best_times(repeat: int, methods: dict[str, Callable[[], None]]) -> dict[str, float]:
+def best_times(
+    repeat: int, methods: dict[str, Callable[[], None]], before_each: Callable[[], None]
+) -> dict[str, float]:
     """Best wall time of each method; rounds interleave the methods so that background
-    load on the machine hits all of them alike."""
-    for fn in methods.values():
-        fn()  # warm-up: same page-cache state for every method
-    best = dict.fromkeys(methods, float("inf"))
-    for _ in range(repeat):
-        for name, fn in methods.items():
-            start = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    load on the machine hits all of them alike (``common.interleaved``)."""
+    times = interleaved(repeat, methods, before_each=before_each)
+    return {name: min(values) for name, values in times.items()}
 
 
 def main() -> int:
@@ -73,6 +67,14 @@ def run(work: Path, args: argparse.Namespace) -> int:
     def ours() -> None:
         build_archive(sources, ours_out, fmt="tar.zst", level=3)
 
+    def fresh_outputs() -> None:
+        # Every run writes new files: replacing the last run's output (and waiting for its
+        # write-back) would be billed to whichever method runs next.
+        ours_out.unlink(missing_ok=True)
+        tar_out.unlink(missing_ok=True)
+        shutil.rmtree(copy, ignore_errors=True)
+        os.sync()
+
     results = best_times(
         args.repeat,
         {
@@ -80,6 +82,7 @@ def run(work: Path, args: argparse.Namespace) -> int:
             "tar | zstd -T0 -3": lambda: tar_zstd(data, tar_out),
             "cp -a": lambda: cp_a(data, copy) and None,
         },
+        fresh_outputs,
     )
     reference = results["tar | zstd -T0 -3"]
     cp_time = results["cp -a"]

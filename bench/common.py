@@ -75,11 +75,17 @@ def tar_zstd(src: Path, out: Path) -> None:
 
 
 def interleaved(
-    repeat: int, methods: dict[str, Callable[[], None]], *, warm_up: bool = True
+    repeat: int,
+    methods: dict[str, Callable[[], None]],
+    *,
+    warm_up: bool = True,
+    before_each: Callable[[], None] | None = None,
 ) -> dict[str, list[float]]:
     """Wall times of each method over ``repeat`` rounds that interleave the methods.
 
-    One untimed warm-up pass first puts every method in the same page-cache state.
+    One untimed warm-up pass first puts every method in the same page-cache state;
+    ``before_each`` runs untimed before every timed call (e.g. removing the previous
+    output and flushing its write-back, which would otherwise be billed to the next run).
     """
     if warm_up:
         for fn in methods.values():
@@ -87,6 +93,8 @@ def interleaved(
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(repeat):
         for name, fn in methods.items():
+            if before_each is not None:
+                before_each()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
