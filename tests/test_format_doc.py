@@ -18,45 +18,16 @@ from container_apps.sync.control_files import ControlDir
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.records import parse_record
 from container_apps.sync.request import parse_request
+from container_apps.tests.spec_fields import (
+    LAST_APPLY_FIELDS,
+    RECEIVED_HISTORY_FIELDS,
+    SENT_HISTORY_FIELDS,
+)
 from container_apps.volumes.binding import VolumeBinding
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "FORMAT.md"
 FENCE = re.compile(r"```json (\w+)\n(.*?)```", re.S)
 
-SENT_FIELDS = {
-    "cid",
-    "version",
-    "published_timestamp",
-    "request",
-    "manifest",
-    "archive_size_bytes",
-    "chainstore_ack",
-    "node_id",
-    "durations",
-    "downtime_seconds",
-    "deletion",
-}
-RECEIVED_FIELDS = {
-    "cid",
-    "version",
-    "source_timestamp",
-    "applied_timestamp",
-    "node_id",
-    "metadata",
-    "manifest",
-    "extracted_paths",
-    "durations",
-    "downtime_seconds",
-    "deletion",
-}
-LAST_APPLY_FIELDS = {
-    "cid",
-    "version",
-    "source_timestamp",
-    "applied_timestamp",
-    "node_id",
-    "metadata",
-}
 OK_RESPONSE_FIELDS = {
     "status",
     "cid",
@@ -134,7 +105,11 @@ def test_current_apply_example_has_the_fields_apply_state_writes(tmp_path: Path)
 
 @pytest.mark.parametrize(
     ("kind", "fields"),
-    [("sent", SENT_FIELDS), ("received", RECEIVED_FIELDS), ("last_apply", LAST_APPLY_FIELDS)],
+    [
+        ("sent", SENT_HISTORY_FIELDS),
+        ("received", RECEIVED_HISTORY_FIELDS),
+        ("last_apply", LAST_APPLY_FIELDS),
+    ],
 )
 def test_history_and_last_apply_examples_have_the_spec_fields(kind: str, fields: set[str]) -> None:
     (example,) = examples(kind)

@@ -24,6 +24,7 @@ from container_apps.tests.integration.conftest import (
     write_payload_sh,
     write_request_sh,
 )
+from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS, SENT_HISTORY_FIELDS
 
 pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
 
@@ -36,32 +37,6 @@ STATUS_KEYS = {
     "apply_state",
     "quarantine",
     "halt",
-}
-SENT_KEYS = {
-    "cid",
-    "version",
-    "published_timestamp",
-    "request",
-    "manifest",
-    "archive_size_bytes",
-    "chainstore_ack",
-    "node_id",
-    "durations",
-    "downtime_seconds",
-    "deletion",
-}
-RECEIVED_KEYS = {
-    "cid",
-    "version",
-    "source_timestamp",
-    "applied_timestamp",
-    "node_id",
-    "metadata",
-    "manifest",
-    "extracted_paths",
-    "durations",
-    "downtime_seconds",
-    "deletion",
 }
 NULL_DELETION = {"deleted_at": None, "deletion_succeeded": None, "deletion_error": None}
 
@@ -112,8 +87,8 @@ def test_sync_status_and_history_json_after_publish_and_apply(
         (consumer.instance_id, "received"),
     ]
     sent, received = rows
-    assert set(sent) == SENT_KEYS | {"instance_id", "direction"}
-    assert set(received) == RECEIVED_KEYS | {"instance_id", "direction"}
+    assert set(sent) == SENT_HISTORY_FIELDS | {"instance_id", "direction"}
+    assert set(received) == RECEIVED_HISTORY_FIELDS | {"instance_id", "direction"}
     assert sent["cid"] == received["cid"] == cid
     assert sent["chainstore_ack"] is True and sent["deletion"] == NULL_DELETION
     assert sent["request"]["request_id"] == "cli-1"

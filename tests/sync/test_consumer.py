@@ -18,6 +18,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.journal import Journal
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.quarantine import backoff_seconds
+from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS
 from container_apps.tests.sync.consumer_helpers import (
     Env,
     build_snapshot,
@@ -86,20 +87,7 @@ def test_tick_writes_received_history_with_durations_and_downtime(env: Env) -> N
     outcome = env.consumer.tick(NOW)
     assert outcome is not None and outcome.history_path
     entry = json.loads(Path(outcome.history_path).read_text())
-    for key in (
-        "cid",
-        "version",
-        "source_timestamp",
-        "applied_timestamp",
-        "node_id",
-        "metadata",
-        "manifest",
-        "extracted_paths",
-        "durations",
-        "downtime_seconds",
-        "deletion",
-    ):
-        assert key in entry, key
+    assert set(entry) >= RECEIVED_HISTORY_FIELDS, RECEIVED_HISTORY_FIELDS - set(entry)
     assert set(entry["durations"]) == {"download", "prepare", "commit"}
     assert entry["downtime_seconds"] > 0
     assert entry["manifest"] == record.manifest.to_dict()

@@ -7,40 +7,14 @@ import os
 from pathlib import Path
 
 from container_apps.sync.history import WRITE_STAMP, HistoryLog, empty_deletion
+from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS, SENT_HISTORY_FIELDS
 from container_apps.tests.sync.consumer_helpers import (
     build_snapshot,
     make_env,
     make_record,
     new_entries,
 )
-from container_apps.tests.sync.test_provider import NOW, make_rig
-
-SENT_FIELDS = {
-    "cid",
-    "version",
-    "published_timestamp",
-    "request",
-    "manifest",
-    "archive_size_bytes",
-    "chainstore_ack",
-    "node_id",
-    "durations",
-    "downtime_seconds",
-    "deletion",
-}
-RECEIVED_FIELDS = {
-    "cid",
-    "version",
-    "source_timestamp",
-    "applied_timestamp",
-    "node_id",
-    "metadata",
-    "manifest",
-    "extracted_paths",
-    "durations",
-    "downtime_seconds",
-    "deletion",
-}
+from container_apps.tests.sync.provider_helpers import NOW, make_rig
 
 
 def test_file_name_is_padded_version_and_sanitised_cid_prefix(tmp_path: Path) -> None:
@@ -103,7 +77,7 @@ def test_sent_entry_has_exactly_the_spec_fields(tmp_path: Path) -> None:
     rig.request({"archive_paths": ["/app/data"]})
     assert rig.publisher.publish_pending(NOW).status == "ok"  # type: ignore[union-attr]
     [entry] = rig.history.entries()
-    assert set(entry.data) == SENT_FIELDS | {WRITE_STAMP}
+    assert set(entry.data) == SENT_HISTORY_FIELDS | {WRITE_STAMP}
     assert set(entry.data["durations"]) == {"archive", "upload", "publish"}
     assert entry.data["deletion"] == empty_deletion()
 
@@ -115,6 +89,6 @@ def test_received_entry_has_exactly_the_spec_fields(tmp_path: Path) -> None:
     outcome = env.consumer.tick(NOW)
     assert outcome is not None and outcome.applied and outcome.history_path
     data = json.loads(Path(outcome.history_path).read_text())
-    assert set(data) == RECEIVED_FIELDS | {WRITE_STAMP}
+    assert set(data) == RECEIVED_HISTORY_FIELDS | {WRITE_STAMP}
     assert set(data["durations"]) == {"download", "prepare", "commit"}
     assert data["deletion"] == empty_deletion()
