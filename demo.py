@@ -30,6 +30,7 @@ from typing import Any
 from .docker_runtime import DockerRuntime, ensure_busybox_image
 from .errors import CarError
 from .layout import DataDir
+from .sync.history import HistoryLog
 
 # Instance ids get a per-run suffix, so two demos (or a kept one) never share a container name.
 PROVIDER_PREFIX = "demo-provider"
@@ -297,12 +298,8 @@ class Demo:
         return result
 
     def _latest_received(self) -> dict[str, Any]:
-        directory = self.data.instance(self.consumer_id).history_received
-        entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-        if not entries:
-            return {}
-        data: dict[str, Any] = json.loads(entries[-1].read_text())
-        return data
+        latest = HistoryLog(self.data.instance(self.consumer_id).history_received).latest()
+        return latest.data if latest is not None else {}
 
     def _data_bytes(self) -> int:
         mount = self.data.instance(self.consumer_id).volume_mount("appdata")
