@@ -14,11 +14,10 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
 
 from ..errors import BlobCorrupt, BlobTooLarge, StoreError
 from .base import Progress
-from .cid import CHUNK, is_safe_blob_id, sha256_from_cid
+from .cid import CHUNK, hash_stream, is_safe_blob_id, sha256_from_cid
 
 
 def check_blob_id(blob_id: str) -> None:
@@ -57,18 +56,6 @@ def expected_sha256(blob_id: str, sha256: str | None) -> str:
             hint="records for foreign ids must carry manifest.archive_sha256",
         )
     return digest.lower()
-
-
-def hash_stream(handle: BinaryIO, total: int | None, progress: Progress | None) -> str:
-    """Hex SHA-256 of everything left in ``handle``, reporting (done, total)."""
-    h = hashlib.sha256()
-    done = 0
-    while chunk := handle.read(CHUNK):
-        h.update(chunk)
-        done += len(chunk)
-        if progress is not None:
-            progress(done, total)
-    return h.hexdigest()
 
 
 def copy_hashing(src: Path, directory: Path, progress: Progress | None = None) -> tuple[Path, str]:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
+
+from .base import Progress
 
 _PREFIX = bytes([0x01, 0x55, 0x12, 0x20])  # CIDv1, raw codec, sha2-256, 32-byte digest
 CHUNK = 1024 * 1024
@@ -44,15 +46,22 @@ def is_cid(value: str) -> bool:
     return sha256_from_cid(value) is not None
 
 
-def sha256_file(path: Path, progress: Callable[[int], None] | None = None) -> str:
-    """Hex SHA-256 of a file, streamed in 1 MiB chunks (memory flat in file size)."""
+def hash_stream(handle: BinaryIO, total: int | None, progress: Progress | None) -> str:
+    """Hex SHA-256 of everything left in ``handle``, in 1 MiB chunks, reporting (done, total)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            if progress is not None:
-                progress(len(chunk))
+    done = 0
+    while chunk := handle.read(CHUNK):
+        h.update(chunk)
+        done += len(chunk)
+        if progress is not None:
+            progress(done, total)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, streamed (memory flat in file size)."""
+    with open(path, "rb") as f:
+        return hash_stream(f, None, None)
 
 
 def cid_for_file(path: Path) -> str:
