@@ -97,6 +97,7 @@ HISTORY_RECEIVED: Final = "received"
 STATE_DIR: Final = "sync_state"
 CURRENT_APPLY_FILE: Final = "current_apply.json"
 JOURNAL_FILE: Final = "journal.json"
+PENDING_REPORT_FILE: Final = "pending_report.json"  # an apply's report, owed until written
 HALT_FILE: Final = "halt.json"
 QUARANTINE_FILE: Final = "quarantine.json"
 STAGING_DIR: Final = "staging"

@@ -143,6 +143,7 @@ class SnapshotConsumer:
         """One consumer step while the app runs; None when there was nothing to do."""
         if self._halted():
             return None
+        self._finish_recovered(now)
         text = self._source.read(now)
         if text is None:
             return None
@@ -202,6 +203,20 @@ class SnapshotConsumer:
             self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
 
     # --- steps -----------------------------------------------------------------------
+    def _finish_recovered(self, now: float) -> None:
+        """Write the report an apply finished by ``recover()`` still owes (SPEC §7.7).
+
+        Runs at the first tick, i.e. after the app started (as after a normal apply),
+        or before the next apply, so reports keep their order.
+        """
+        current = self.state.current() or {}
+        applied_at = current.get("applied_timestamp")
+        self._reporter.finish_recovered(
+            self.state.applied_cid(),
+            float(applied_at) if isinstance(applied_at, int | float) else None,
+            now,
+        )
+
     def _halted(self) -> bool:
         if not self.state.is_halted():
             return False
@@ -296,12 +311,15 @@ class SnapshotConsumer:
         self, record: SyncRecord, txn: ApplyTransaction, durations: Durations, now: float
     ) -> ApplyOutcome:
         was_running = self._control.is_running()
+        # The report this apply owes survives a crash from here on (sync/apply_report.py).
+        self._reporter.begin(record, durations, now + durations.elapsed, was_running)
         stopped_at = self._mono()
         if was_running:
             try:
                 self._control.stop_confirmed()
             except CarError as exc:  # aborts before any write (SPEC §7.8)
                 txn.rollback()
+                self._reporter.discard()
                 return self._quarantine_failure(record, Q.KIND_STOP, exc, now, stopped=False)
         self.state.set_state(
             C.APPLY_STATE_APPLYING, cid=record.cid, version=record.version, now=now
@@ -310,6 +328,7 @@ class SnapshotConsumer:
         try:
             txn.commit()
         except ApplyFailed as exc:
+            self._reporter.discard()
             if not exc.rolled_back:
                 self._enter_halt(record.cid, record.version, str(exc), now)
                 return ApplyOutcome.failed(

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import zstandard
+from container_apps.layout import InstancePaths
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.stores.cid import cid_from_sha256
 from container_apps.stores.memory import MemoryBlobStore
@@ -159,17 +160,22 @@ def make_env(
     hsync_interval: float = 60.0,
     registry: Any = None,
     on_step: Any = None,
+    paths: InstancePaths | None = None,
 ) -> Env:
-    """Wire a SnapshotConsumer for a volume bound at /app/data."""
+    """Wire a SnapshotConsumer for a volume bound at /app/data.
+
+    With ``paths`` its state, history and control dir are that instance's (so
+    ``car sync status`` reads them), else they live directly under ``tmp``.
+    """
     if volume is None:
         volume = tmp / "volume"
         volume.mkdir()
     binding = VolumeBinding("data", "legacy", volume, MOUNT)
     resolver = PathResolver([binding])
     settings = ConsumerSettings(
-        sync_state_dir=tmp / "sync_state",
-        control_dir=_mkdir(tmp / "control"),
-        history_dir=tmp / "history" / "received",
+        sync_state_dir=paths.sync_state if paths else tmp / "sync_state",
+        control_dir=_mkdir(paths.volume_sync_dir if paths else tmp / "control"),
+        history_dir=paths.history_received if paths else tmp / "history" / "received",
         limits=limits or ConsumerLimits(),
     )
     store = MemoryBlobStore(tmp / "cache")
