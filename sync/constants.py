@@ -89,6 +89,7 @@ MAX_SYNC_KEY_CHARS: Final = 128
 # --- quarantine backoff (SPEC §7.8) ---------------------------------------------------------
 QUARANTINE_BASE_SECONDS: Final = 60.0
 QUARANTINE_CAP_SECONDS: Final = 3600.0
+CRASH_RETRIES: Final = 3  # applies interrupted by a runner crash retried at once, then backoff
 
 # --- history and state (SPEC §8) -------------------------------------------------------------
 HISTORY_DIR: Final = "sync_history"

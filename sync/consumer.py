@@ -186,18 +186,11 @@ class SnapshotConsumer:
                 )
         elif outcome == RECOVERY_ROLLED_BACK and header is not None:
             self._interrupted(header.cid, header.version, now, "rolled back at start-up")
-            # A crash mid-commit may be caused by this snapshot: back off like any failure.
-            # Not after a halt: the operator fixed the cause and `car sync retry` cleared
-            # the quarantine on purpose, so the next tick applies again.
+            # A runner crash says nothing about the snapshot: retried at once, a few times
+            # (sync/quarantine.py). Not after a halt: the operator fixed the cause and
+            # `car sync retry` cleared the quarantine on purpose.
             if current.get("state") != C.APPLY_STATE_UNCERTAIN:
-                self.quarantine.record_failure(
-                    header.cid,
-                    header.manifest_digest,
-                    kind=Q.KIND_COMMIT,
-                    now=now,
-                    error="commit interrupted; rolled back at start-up",
-                    stage=C.STAGE_COMMIT,
-                )
+                self._count_interruption(header.cid, header.manifest_digest, now)
         elif current.get("state") in (C.APPLY_STATE_PREPARING, C.APPLY_STATE_APPLYING):
             # No journal header: nothing was written (or a rollback already completed).
             self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
@@ -385,6 +378,16 @@ class SnapshotConsumer:
             error=f"apply {what}",
             stage=C.STAGE_COMMIT,
         )
+
+    def _count_interruption(self, cid: str, manifest_digest: str, now: float) -> None:
+        error = "commit interrupted (runner stopped mid-apply); rolled back at start-up"
+        entry = self.quarantine.record_interruption(cid, manifest_digest, error=error, now=now)
+        if entry is None:
+            self._log.warning("apply of %s was interrupted by a crash; retrying it now", cid)
+        else:
+            self._log.warning(
+                "snapshot %s: %s; quarantined until +%.0fs", cid, entry.error, entry.retry_at - now
+            )
 
     def _enter_halt(self, cid: str, version: object, reason: str, now: float) -> None:
         ver = version if isinstance(version, int) else None

@@ -7,6 +7,12 @@ digest), so a re-published record with the same CID but a different manifest get
 fresh chance. Backoff is 60 s x 2^(n-1), capped at 3600 s. The state lives in
 ``sync_state/quarantine.json`` so it survives runner restarts; times are wall-clock
 seconds for the same reason.
+
+A runner that died mid-commit (the apply was rolled back at the next start) says
+nothing about the snapshot, so such an *interruption* is counted apart from failures
+and retried at once, up to ``CRASH_RETRIES`` times in a row; past that it is counted
+as a ``commit`` failure with the normal backoff (a snapshot that kills the runner every
+time must not stop the app every start). A success clears both counts.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ FAILURE_KINDS = (
 )
 
 
+# A crash-interrupted apply is retried at once this many times before it counts as a
+# failure with backoff (SPEC §7.8).
+CRASH_RETRIES = C.CRASH_RETRIES
+
+
 def backoff_seconds(
     failures: int, base: float = C.QUARANTINE_BASE_SECONDS, cap: float = C.QUARANTINE_CAP_SECONDS
 ) -> float:
@@ -64,13 +75,24 @@ class QuarantineEntry:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class Interruption:
+    """How often in a row an apply of one (CID, manifest digest) was cut by a crash."""
+
+    cid: str
+    manifest_digest: str
+    count: int
+    error: str
+    last_at: float
+
+
 class Quarantine:
     """Persistent quarantine table in ``sync_state/quarantine.json``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _load(self) -> dict[str, QuarantineEntry]:
+    def _read(self) -> dict[str, Any]:
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -78,8 +100,11 @@ class Quarantine:
         except (OSError, ValueError):
             # A damaged file must not block applies forever; start afresh.
             return {}
+        return raw if isinstance(raw, dict) else {}
+
+    def _load(self) -> dict[str, QuarantineEntry]:
         out: dict[str, QuarantineEntry] = {}
-        for item in raw.get("entries", []) if isinstance(raw, dict) else []:
+        for item in _list(self._read().get("entries")):
             try:
                 entry = QuarantineEntry(**item)
             except TypeError:
@@ -87,10 +112,27 @@ class Quarantine:
             out[_key(entry.cid, entry.manifest_digest)] = entry
         return out
 
-    def _save(self, table: dict[str, QuarantineEntry]) -> None:
+    def _load_interruptions(self) -> dict[str, Interruption]:
+        out: dict[str, Interruption] = {}
+        for item in _list(self._read().get("interruptions")):
+            try:
+                entry = Interruption(**item)
+            except TypeError:
+                continue
+            out[_key(entry.cid, entry.manifest_digest)] = entry
+        return out
+
+    def _save(
+        self,
+        table: dict[str, QuarantineEntry],
+        interruptions: dict[str, Interruption] | None = None,
+    ) -> None:
+        if interruptions is None:
+            interruptions = self._load_interruptions()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entries = [e.to_dict() for e in sorted(table.values(), key=lambda e: e.last_failed_at)]
-        atomic_write_json(self.path, {"entries": entries})
+        crashes = [asdict(i) for i in sorted(interruptions.values(), key=lambda i: i.last_at)]
+        atomic_write_json(self.path, {"entries": entries, "interruptions": crashes})
 
     def record_failure(
         self,
@@ -129,6 +171,37 @@ class Quarantine:
         self._save(table)
         return entry
 
+    def record_interruption(
+        self, cid: str, manifest_digest: str, *, error: str, now: float
+    ) -> QuarantineEntry | None:
+        """Count one apply cut short by a runner crash (rolled back at start-up).
+
+        Returns:
+            None while the count is at most ``CRASH_RETRIES`` (retry at once); past that
+            the ``commit`` failure entry it was counted as (normal backoff).
+        """
+        crashes = self._load_interruptions()
+        key = _key(cid, manifest_digest)
+        old = crashes.get(key)
+        count = (old.count if old else 0) + 1
+        crashes[key] = Interruption(cid, manifest_digest, count, error, now)
+        self._save(self._load(), crashes)
+        if count <= CRASH_RETRIES:
+            return None
+        return self.record_failure(
+            cid,
+            manifest_digest,
+            kind=KIND_COMMIT,
+            error=f"{error}; interrupted by a runner crash {count} times in a row",
+            now=now,
+            stage=C.STAGE_COMMIT,
+        )
+
+    def interruptions(self, cid: str, manifest_digest: str) -> int:
+        """How many applies of this snapshot in a row a runner crash cut short."""
+        entry = self._load_interruptions().get(_key(cid, manifest_digest))
+        return entry.count if entry else 0
+
     def blocking(self, cid: str, manifest_digest: str, now: float) -> QuarantineEntry | None:
         """The entry if its backoff has not expired at ``now``, else None."""
         entry = self._load().get(_key(cid, manifest_digest))
@@ -139,9 +212,11 @@ class Quarantine:
     def clear(self, cid: str | None = None) -> None:
         """Forget entries for ``cid`` (all entries when None), e.g. after a success."""
         table = self._load()
+        crashes = self._load_interruptions()
         kept = {k: e for k, e in table.items() if cid is not None and e.cid != cid}
-        if kept != table:
-            self._save(kept)
+        kept_crashes = {k: i for k, i in crashes.items() if cid is not None and i.cid != cid}
+        if kept != table or kept_crashes != crashes:
+            self._save(kept, kept_crashes)
 
     def entries(self) -> list[QuarantineEntry]:
         """Every entry, oldest failure first (for ``car sync status``)."""
@@ -150,3 +225,7 @@ class Quarantine:
 
 def _key(cid: str, manifest_digest: str) -> str:
     return f"{cid}|{manifest_digest}"
+
+
+def _list(value: Any) -> list[Any]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []

@@ -387,7 +387,7 @@ def test_registry_outage_is_logged_once_per_state_change(
 # --- start-up recovery ----------------------------------------------------------------
 
 
-def test_recover_rolls_back_an_unfinished_journal_and_quarantines(tmp_path: Path) -> None:
+def test_recover_rolls_back_an_unfinished_journal_and_counts_a_crash(tmp_path: Path) -> None:
     class Crash(BaseException):
         pass
 
@@ -415,7 +415,9 @@ def test_recover_rolls_back_an_unfinished_journal_and_quarantines(tmp_path: Path
     assert tree(env.volume) == before
     assert leftovers(env.volume) == []
     assert fresh_consumer.state.current()["state"] == C.APPLY_STATE_FAILED_ROLLED_BACK
-    assert fresh_consumer.quarantine.entries()[0].cid == record.cid
+    # A crash, not a verdict on the snapshot: counted, not quarantined (retried at once).
+    assert fresh_consumer.quarantine.entries() == []
+    assert fresh_consumer.quarantine.interruptions(record.cid, record.manifest.digest()) == 1
     assert fresh.containers.calls == []
 
 

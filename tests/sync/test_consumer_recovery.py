@@ -31,6 +31,7 @@ from container_apps.sync.apply_state import ApplyState
 from container_apps.sync.config import SyncConfig
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.manager import SyncManager
+from container_apps.sync.quarantine import CRASH_RETRIES, backoff_seconds
 from container_apps.sync.records import SyncRecord
 from container_apps.sync.status import instance_status
 from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS
@@ -164,12 +165,18 @@ def run_and_kill(tmp: Path, point: str) -> None:
 # --- the restarted runner ------------------------------------------------------------
 
 
-def restart(tmp: Path) -> tuple[Env, SyncManager]:
-    """A new runner process on the same dirs: recover and apply-before-start, then start."""
+def restarted_env(tmp: Path) -> Env:
+    """A new runner process on the same dirs, B being the current record."""
     env = _env(tmp, running=False)
     (a_archive, a), (b_archive, b) = _snapshots(tmp)
     env.publish(a_archive, a)  # the memory store/registry died with the child
     env.publish(b_archive, b)
+    return env
+
+
+def restart(tmp: Path) -> tuple[Env, SyncManager]:
+    """A new runner process on the same dirs: recover and apply-before-start, then start."""
+    env = restarted_env(tmp)
     manager = SyncManager(SyncConfig.parse(CONSUMER), consumer=env.consumer)
     manager.start()
     assert manager.may_start()
@@ -244,3 +251,43 @@ def test_last_apply_json_is_written_after_the_app_started(tmp_path: Path) -> Non
     assert last["cid"] == a.cid  # not yet: the app is told once it runs, as after a tick
     manager.tick(0.0)
     assert_reported_once(env, tmp_path)
+
+
+# --- item 8: a crash is not a verdict on the snapshot -----------------------------------
+
+
+def test_apply_killed_mid_commit_is_rolled_back_and_retried_at_once(tmp_path: Path) -> None:
+    expected = _reference_tree(tmp_path)
+    run_and_kill(tmp_path, "op_2")
+    assert leftovers(tmp_path / "volume") != []  # the kill left a half-applied volume
+    env, manager = restart(tmp_path)  # rolls back, then applies B before the first start
+    assert env.containers.calls == ["start"]
+    assert tree(env.volume) == expected
+    (_, b) = _snapshots(tmp_path)[1]
+    assert env.consumer.quarantine.entries() == []
+    assert env.consumer.quarantine.interruptions(b.cid, b.manifest.digest()) == 0  # success
+    manager.tick(0.0)
+    assert_reported_once(env, tmp_path)
+
+
+def test_repeated_crashes_are_retried_at_once_then_back_off_like_a_failure(
+    tmp_path: Path,
+) -> None:
+    (_, a), (_, b) = _snapshots(tmp_path)
+    now = NOW + 100
+    for crash in range(1, CRASH_RETRIES + 2):
+        run_and_kill(tmp_path, "op_2")
+        env = restarted_env(tmp_path)
+        env.consumer.recover(now)
+        assert env.consumer.state.applied_cid() == a.cid
+        assert leftovers(env.volume) == []
+        assert env.consumer.quarantine.interruptions(b.cid, b.manifest.digest()) == crash
+        if crash <= CRASH_RETRIES:  # not quarantined: the next start applies it
+            assert env.consumer.quarantine.entries() == []
+            assert env.consumer.needs_initial_apply(now)
+    [entry] = env.consumer.quarantine.entries()  # the 4th crash: a failure, with backoff
+    assert (entry.cid, entry.kind, entry.failures) == (b.cid, "commit", 1)
+    assert "interrupted" in entry.error and str(CRASH_RETRIES + 1) in entry.error
+    assert entry.retry_at == now + backoff_seconds(1)
+    assert not env.consumer.needs_initial_apply(now + backoff_seconds(1) - 1)
+    assert env.consumer.needs_initial_apply(now + backoff_seconds(1))

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from container_apps.sync.quarantine import FAILURE_KINDS, Quarantine, backoff_seconds
+from container_apps.sync.quarantine import (
+    CRASH_RETRIES,
+    FAILURE_KINDS,
+    Quarantine,
+    backoff_seconds,
+)
 
 NOW = 1_764_400_000.0
 
@@ -58,3 +63,41 @@ def test_clear_by_cid_and_clear_all(tmp_path: Path) -> None:
 def test_damaged_file_starts_empty_instead_of_blocking_forever(tmp_path: Path) -> None:
     (tmp_path / "q.json").write_text("{broken")
     assert Quarantine(tmp_path / "q.json").entries() == []
+
+
+def test_crash_interruptions_are_retried_at_once_then_count_as_a_failure(
+    tmp_path: Path,
+) -> None:
+    q = Quarantine(tmp_path / "q.json")
+    for n in range(1, CRASH_RETRIES + 1):
+        assert q.record_interruption("c", "d", error="cut", now=NOW + n) is None
+        assert q.blocking("c", "d", NOW + n) is None and q.entries() == []
+        assert q.interruptions("c", "d") == n
+    entry = q.record_interruption("c", "d", error="cut", now=NOW + 10)
+    assert entry is not None and (entry.kind, entry.failures) == ("commit", 1)
+    assert entry.retry_at == NOW + 10 + backoff_seconds(1)
+    assert q.blocking("c", "d", NOW + 11) is not None
+
+
+def test_interruptions_and_failures_survive_each_other_and_clear_together(
+    tmp_path: Path,
+) -> None:
+    q = Quarantine(tmp_path / "q.json")
+    q.record_interruption("c", "d", error="cut", now=NOW)
+    q.record_failure("c", "d", kind="digest", error="x", now=NOW + 1)
+    q.record_interruption("b", "d", error="cut", now=NOW + 2)
+    again = Quarantine(tmp_path / "q.json")
+    assert again.interruptions("c", "d") == 1 and again.entries()[0].kind == "digest"
+    again.clear("c")
+    assert again.interruptions("c", "d") == 0 and again.entries() == []
+    assert again.interruptions("b", "d") == 1
+    again.clear()
+    assert again.interruptions("b", "d") == 0
+
+
+def test_a_file_without_interruptions_still_loads(tmp_path: Path) -> None:
+    Quarantine(tmp_path / "q.json").record_failure("c", "d", kind="stop", error="e", now=NOW)
+    path = tmp_path / "q.json"
+    path.write_text(path.read_text().replace('"interruptions": []', '"other": 1'))
+    assert Quarantine(path).interruptions("c", "d") == 0
+    assert [e.cid for e in Quarantine(path).entries()] == ["c"]
