@@ -130,17 +130,19 @@ class ApplyTransaction:
                 v: os.path.join(v, f"{RESERVED_PREFIX}{apply_id}") for v in self._plan.volumes
             },
         )
-        self._journal.write_header(header)  # before the first write (SPEC §7.7)
         self._header = header
+        committed = replace(header, state=STATE_COMMITTED)
         try:
+            self._journal.write_header(header)  # before the first write (SPEC §7.7)
             self._run(header, self._plan, expected_sha256(self._record))
             # file data durable before the journal says "committed"
             sync_filesystems(sorted(self._plan.volumes))
-        except (OSError, CarError, *DECODE_ERRORS) as exc:
+            self._journal.write_header(committed)
+        except Exception as exc:  # any error, expected or a bug: roll back (issue 9)
+            # Not BaseException: a KeyboardInterrupt/SystemExit is the process dying, and
+            # the journal is then resolved by recover() at the next start.
             self._fail(header, exc)
-        header = replace(header, state=STATE_COMMITTED)
-        self._journal.write_header(header)
-        self._header = header
+        self._header = committed
 
     def finish(self) -> bool:
         """Remove the backup dirs and the journal after a successful commit."""
@@ -160,9 +162,12 @@ class ApplyTransaction:
             self._journal.remove()
 
     # --- internals -------------------------------------------------------------------
-    def _fail(self, header: JournalHeader, exc: BaseException) -> None:
+    def _fail(self, header: JournalHeader, exc: Exception) -> None:
         reason = _describe(exc)
-        self._log.error("commit of %s failed: %s; rolling back", header.cid, reason)
+        if isinstance(exc, (OSError, CarError, *DECODE_ERRORS)):
+            self._log.error("commit of %s failed: %s; rolling back", header.cid, reason)
+        else:  # not an error the commit expects: keep the traceback for the bug report
+            self._log.exception("commit of %s failed unexpectedly; rolling back", header.cid)
         self.rollback()  # raises ApplyFailed(rolled_back=False) if it cannot prove anything
         stage = C.STAGE_EXTRACT if isinstance(exc, SnapshotInvalid) else C.STAGE_COMMIT
         raise ApplyFailed(
@@ -280,4 +285,7 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         # errno text only: the host path in the exception must not reach app-visible files
         return f"{exc.strerror or type(exc).__name__} (errno {exc.errno})"
-    return str(exc)
+    if isinstance(exc, CarError):
+        return str(exc)
+    # An unexpected error: its type says more than a bare message (KeyError('x') -> 'x').
+    return f"{type(exc).__name__}: {exc}"

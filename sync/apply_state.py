@@ -100,6 +100,18 @@ class ApplyState:
         return data
 
     # --- halt.json ----------------------------------------------------------------------
+    def enter_halt(self, cid: str, version: object, reason: str, *, now: float) -> None:
+        """State ``uncertain`` and ``halt.json``: consistency could not be proven."""
+        self.set_state(
+            C.APPLY_STATE_UNCERTAIN,
+            cid=cid,
+            version=version if isinstance(version, int) else None,
+            now=now,
+            error=reason,
+            stage=C.STAGE_COMMIT,
+        )
+        self.halt(reason, now=now, cid=cid or None)
+
     def halt(self, reason: str, *, now: float, cid: str | None = None) -> None:
         """Enter the halt: the container must stay stopped until ``clear_halt``."""
         self.dir.mkdir(parents=True, exist_ok=True)

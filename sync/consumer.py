@@ -5,7 +5,9 @@ durably applied one, quarantined, or the instance is halted -> preflight while t
 still runs (``validate_record``, download, ``verify_archive``, ``ApplyTransaction.stage``)
 -> confirmed stop -> ``commit`` -> start -> record the apply (``sync/apply_report.py``).
 Failures are quarantined by kind (``sync/quarantine.py``); a rollback that cannot
-prove the volume consistent halts the instance and the container stays stopped.
+prove the volume consistent halts the instance and the container stays stopped. What
+a runner killed mid-apply left is resolved by ``sync/startup_recovery.py`` before the
+first start; the report such an apply still owes is written at the first tick.
 
 Time: ``now`` is wall-clock seconds (quarantine and history survive restarts);
 durations and downtime come from the injected monotonic clock.
@@ -48,7 +50,7 @@ from .preflight import (
 from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
 from .records import SyncRecord, parse_record
-from .rollback import RECOVERY_FINISHED, RECOVERY_ROLLED_BACK, recover
+from .startup_recovery import StartupRecovery
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +124,7 @@ class SnapshotConsumer:
         self.state = ApplyState(settings.sync_state_dir)
         self.quarantine = Quarantine(settings.sync_state_dir / C.QUARANTINE_FILE)
         self._journal = Journal(settings.sync_state_dir)
+        self._recovery = StartupRecovery(self.state, self.quarantine, self._journal, resolver, log)
         self._reporter = ApplyReporter(settings, store, log)
         self._store_outage = OutageLog(f"blob store {store.describe()}", log)
         self._halt_logged = False
@@ -171,29 +174,7 @@ class SnapshotConsumer:
 
     def recover(self, now: float | None = None) -> None:
         """Resolve an unfinished apply journal before the container starts (SPEC §7.7)."""
-        now = time.time() if now is None else now
-        current = self.state.current() or {}
-        try:
-            outcome, header = recover(self._journal, self._log)
-        except ApplyFailed as exc:
-            cid = str(current.get("cid") or "")
-            self._enter_halt(cid, current.get("version"), str(exc), now)
-            return
-        if outcome == RECOVERY_FINISHED and header is not None:
-            if self.state.applied_cid() != header.cid:
-                self.state.set_state(
-                    C.APPLY_STATE_APPLIED, cid=header.cid, version=header.version, now=now
-                )
-        elif outcome == RECOVERY_ROLLED_BACK and header is not None:
-            self._interrupted(header.cid, header.version, now, "rolled back at start-up")
-            # A runner crash says nothing about the snapshot: retried at once, a few times
-            # (sync/quarantine.py). Not after a halt: the operator fixed the cause and
-            # `car sync retry` cleared the quarantine on purpose.
-            if current.get("state") != C.APPLY_STATE_UNCERTAIN:
-                self._count_interruption(header.cid, header.manifest_digest, now)
-        elif current.get("state") in (C.APPLY_STATE_PREPARING, C.APPLY_STATE_APPLYING):
-            # No journal header: nothing was written (or a rollback already completed).
-            self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
+        self._recovery.run(time.time() if now is None else now)
 
     # --- steps -----------------------------------------------------------------------
     def _finish_recovered(self, now: float) -> None:
@@ -314,12 +295,9 @@ class SnapshotConsumer:
                 txn.rollback()
                 self._reporter.discard()
                 return self._quarantine_failure(record, Q.KIND_STOP, exc, now, stopped=False)
-        self.state.set_state(
-            C.APPLY_STATE_APPLYING, cid=record.cid, version=record.version, now=now
-        )
         t_commit = self._mono()
         try:
-            txn.commit()
+            self._commit(record, txn, now)
         except ApplyFailed as exc:
             self._reporter.discard()
             if not exc.rolled_back:
@@ -339,6 +317,32 @@ class SnapshotConsumer:
         self.quarantine.clear(record.cid)
         applied_at = now + (self._mono() - stopped_at)
         return self._reporter.report(record, durations, downtime, applied_at, txn.plan)
+
+    def _commit(self, record: SyncRecord, txn: ApplyTransaction, now: float) -> None:
+        """State ``applying``, then the commit; every failure comes out as ``ApplyFailed``.
+
+        ``commit()`` rolls back whatever it raises on; an exception that still escapes
+        it is a bug whose effect on the volume is unknown, so it halts (SPEC §7.7).
+        """
+        try:
+            self.state.set_state(
+                C.APPLY_STATE_APPLYING, cid=record.cid, version=record.version, now=now
+            )
+        except OSError as exc:  # nothing was written yet
+            raise ApplyFailed(
+                f"apply state not writable: {exc.strerror}", rolled_back=True
+            ) from exc
+        try:
+            txn.commit()
+        except ApplyFailed:
+            raise
+        except Exception as exc:
+            self._log.exception("commit of %s escaped its own rollback", record.cid)
+            raise ApplyFailed(
+                f"commit failed and its rollback did not finish: {type(exc).__name__}: {exc}",
+                rolled_back=False,
+                hint="inspect the volume, then run `car sync retry INSTANCE`",
+            ) from exc
 
     def _restart(self, was_running: bool) -> None:
         if not was_running:
@@ -368,36 +372,6 @@ class SnapshotConsumer:
         )
         return ApplyOutcome.failed(record, kind, exc, stopped=stopped, halted=False, stage=stage)
 
-    def _interrupted(self, cid: str, version: object, now: float, what: str) -> None:
-        ver = version if isinstance(version, int) else None
-        self.state.set_state(
-            C.APPLY_STATE_FAILED_ROLLED_BACK,
-            cid=cid,
-            version=ver,
-            now=now,
-            error=f"apply {what}",
-            stage=C.STAGE_COMMIT,
-        )
-
-    def _count_interruption(self, cid: str, manifest_digest: str, now: float) -> None:
-        error = "commit interrupted (runner stopped mid-apply); rolled back at start-up"
-        entry = self.quarantine.record_interruption(cid, manifest_digest, error=error, now=now)
-        if entry is None:
-            self._log.warning("apply of %s was interrupted by a crash; retrying it now", cid)
-        else:
-            self._log.warning(
-                "snapshot %s: %s; quarantined until +%.0fs", cid, entry.error, entry.retry_at - now
-            )
-
     def _enter_halt(self, cid: str, version: object, reason: str, now: float) -> None:
-        ver = version if isinstance(version, int) else None
-        self.state.set_state(
-            C.APPLY_STATE_UNCERTAIN,
-            cid=cid,
-            version=ver,
-            now=now,
-            error=reason,
-            stage=C.STAGE_COMMIT,
-        )
-        self.state.halt(reason, now=now, cid=cid or None)
+        self.state.enter_halt(cid, version, reason, now=now)
         self._log.error("sync halted, container stays stopped: %s", reason)

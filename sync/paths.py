@@ -81,6 +81,16 @@ class PathResolver:
         self._bindings = tuple(bindings)
         self._allowed = tuple(os.path.normpath(os.path.abspath(r)) for r in allowed_roots)
 
+    def syncable_roots(self) -> tuple[Path, ...]:
+        """Host roots of the volumes sync may write (rule 6), e.g. to sweep runner files."""
+        roots: list[Path] = []
+        for binding in self._bindings:
+            root = os.path.normpath(os.path.abspath(binding.host_root))
+            allowed = not self._allowed or any(_inside(a, root) for a in self._allowed)
+            if binding.syncable and allowed and Path(root) not in roots:
+                roots.append(Path(root))
+        return tuple(roots)
+
     # --- rules 1-7 -------------------------------------------------------------------
     def resolve(self, container_path: object) -> ResolvedPath:
         """Apply rules 1-7 and return the host mapping.

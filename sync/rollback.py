@@ -24,8 +24,10 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import stat
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
@@ -88,7 +90,10 @@ def rollback(journal: Journal, header: JournalHeader, log: logging.Logger) -> No
         ApplyFailed: (``rolled_back=False``) an undo failed or markers remain: the
             volume cannot be proven consistent; the caller must halt.
     """
-    journal.write_header(replace(header, state=STATE_ROLLING_BACK))
+    try:
+        journal.write_header(replace(header, state=STATE_ROLLING_BACK))
+    except OSError as exc:
+        raise _uncertain(f"journal not writable: {exc.strerror or exc}") from None
     errors: list[str] = []
     try:
         ops = list(journal.ops())  # rollback is rare; memory ~ ops is acceptable here
@@ -102,6 +107,8 @@ def rollback(journal: Journal, header: JournalHeader, log: logging.Logger) -> No
             undo_op(op, backup_dir)
         except OSError as exc:
             errors.append(f"undo of {op.container_path!r} failed: {exc.strerror or exc}")
+        except Exception as exc:  # e.g. a damaged n.meta marker: not proven, so halt
+            errors.append(f"undo of {op.container_path!r} failed: {type(exc).__name__}: {exc}")
     for backup_dir in header.backup_dirs.values():
         try:
             os.rmdir(backup_dir)
@@ -113,7 +120,12 @@ def rollback(journal: Journal, header: JournalHeader, log: logging.Logger) -> No
     if errors:
         log.error("rollback of %s incomplete: %s", header.cid, "; ".join(errors))
         raise _uncertain("; ".join(errors[:5]))
-    journal.remove()
+    try:
+        journal.remove()
+    except OSError as exc:
+        # The volume is restored; a journal left behind only makes the next start roll
+        # back again, which finds nothing left to undo.
+        log.error("rolled back %s, but the journal could not be removed: %s", header.cid, exc)
     log.info("rolled back apply of %s (%d planned operations)", header.cid, len(ops))
 
 
@@ -170,6 +182,59 @@ def recover(journal: Journal, log: logging.Logger) -> tuple[str, JournalHeader |
     return RECOVERY_ROLLED_BACK, header
 
 
+# What ApplyTransaction names its backup dirs (RESERVED_PREFIX + secrets.token_hex(6))
+# and the markers it puts at their top level; nothing else is ever taken for ours.
+_BACKUP_DIR_NAME = re.compile(r"\.car-sync-[0-9a-f]{12}")
+_MARKER_NAME = re.compile(r"[0-9]+\.(bak|new|meta)")
+
+
+def sweep_orphan_backup_dirs(volume_roots: Iterable[Path], log: logging.Logger) -> list[str]:
+    """Remove per-apply backup dirs no journal names any more (SPEC §7.7: none may stay).
+
+    Call only once the journal is resolved (rolled back or finished): every backup dir
+    left then belongs to an apply whose journal is gone, e.g. one an older runner
+    overwrote after a commit that neither finished nor rolled back. Without its plan
+    its markers cannot be put back; they are old bytes the app must not see.
+
+    Only a real directory (not a link) directly at a volume root, named exactly as
+    the commit names them, owned by this process's user (the app cannot forge that
+    unless it runs as root) and holding only marker names is removed (``rmtree``
+    never follows a link inside). Anything else is left alone.
+
+    Returns:
+        The removed paths.
+    """
+    removed: list[str] = []
+    for root in volume_roots:
+        try:
+            names = os.listdir(root)
+        except OSError:
+            continue  # an absent or unreadable volume has nothing of ours to sweep
+        for name in sorted(n for n in names if _BACKUP_DIR_NAME.fullmatch(n)):
+            path = os.path.join(root, name)
+            if not _is_our_backup_dir(path):
+                log.warning("left %s in volume %s alone: not a backup dir of ours", name, root)
+                continue
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:
+                log.error("could not remove orphan backup dir %s: %s", path, exc)
+                continue
+            removed.append(path)
+            log.warning("removed orphan backup dir %s of an unfinished earlier apply", path)
+    return removed
+
+
+def _is_our_backup_dir(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        return all(_MARKER_NAME.fullmatch(n) for n in os.listdir(path))
+    except OSError:
+        return False
+
+
 def _uncertain(message: str) -> ApplyFailed:
     return ApplyFailed(
         f"rollback cannot prove the volume consistent: {message}",
@@ -206,6 +271,7 @@ __all__ = [
     "recover",
     "rollback",
     "save_meta",
+    "sweep_orphan_backup_dirs",
     "touch",
     "undo_op",
 ]

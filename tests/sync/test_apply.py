@@ -133,6 +133,45 @@ def test_error_mid_commit_rolls_back_to_exactly_the_old_content(
     assert not journal.header_path.exists()
 
 
+@pytest.mark.parametrize(
+    "error", [ValueError("Invalid value NaN"), OverflowError("out of range"), KeyError("k")]
+)
+def test_unexpected_error_mid_commit_rolls_back_to_exactly_the_old_content(
+    tmp_path: Path, volume: Path, error: Exception
+) -> None:
+    before = tree(volume)
+
+    def on_step(index: int) -> None:
+        if index == 3:
+            raise error
+
+    txn, journal, _ = _staged(tmp_path, volume, on_step=on_step)
+    with pytest.raises(ApplyFailed) as info:
+        txn.commit()
+    assert info.value.rolled_back is True
+    assert type(error).__name__ in str(info.value)
+    assert tree(volume) == before
+    assert leftovers(volume) == []
+    assert not journal.header_path.exists()
+
+
+def test_damaged_marker_makes_the_rollback_unproven_not_a_crash(
+    tmp_path: Path, volume: Path
+) -> None:
+    def on_step(index: int) -> None:
+        if index == 2:  # op 2 (the existing dir "sub") left an n.meta marker
+            [meta] = list(volume.glob(".car-sync-*/2.meta"))
+            meta.write_text("{not json")
+            raise OSError(5, "injected I/O error")
+
+    txn, journal, _ = _staged(tmp_path, volume, on_step=on_step)
+    with pytest.raises(ApplyFailed) as info:
+        txn.commit()
+    assert info.value.rolled_back is False
+    assert "JSONDecodeError" in str(info.value)
+    assert journal.header_path.exists()
+
+
 def test_rollback_that_cannot_prove_consistency_reports_not_rolled_back(
     tmp_path: Path, volume: Path
 ) -> None:
