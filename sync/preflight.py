@@ -11,7 +11,11 @@ the confirmed stop. This module holds the pure checks:
   (or the CID, for records without ``archive_sha256``, SPEC §9);
 - ``MemberValidator`` checks one tar member at a time with running totals, so reading
   stops as soon as a limit is crossed (a tar bomb is refused after its first oversized
-  header, not after decompressing it).
+  header, not after decompressing it). Every header field that could reach a syscall
+  during the commit (mtime, mode, size, uid/gid) is range-checked here, because PAX
+  records and base-256 numbers let an archive carry ``nan``, ``1e300`` or a negative
+  size that would otherwise only fail halfway through a commit (``os.utime`` raising
+  ``ValueError``/``OverflowError``).
 
 Free space is checked by ``sync/staging.py``, which knows the target volumes.
 """
@@ -19,7 +23,9 @@ Free space is checked by ``sync/staging.py``, which knows the target volumes.
 from __future__ import annotations
 
 import logging
+import math
 import posixpath
+import sys
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +41,14 @@ from .records import SyncRecord
 
 # Names below a volume root that the apply transaction uses for its own per-apply dir.
 RESERVED_PREFIX = ".car-sync-"
+
+# Member mtimes a volume can hold: from the 32-bit time_t floor (1901, what ext4 keeps
+# with small inodes) to 2**34 s (year 2514; ext4 clamps past 2446). Outside that range
+# the archive is broken or hostile: os.utime refuses nan/inf and overflows near 2**63.
+MIN_MEMBER_MTIME = -(2**31)
+MAX_MEMBER_MTIME = 2**34
+MAX_MEMBER_MODE = 0o7777777  # the ustar mode field (7 octal digits); file-type bits fit
+MAX_MEMBER_ID = 2**32 - 2  # uid_t/gid_t; 2**32 - 1 is (uid_t)-1, "no id"
 
 
 class NoSpace(SnapshotInvalid):
@@ -210,6 +224,7 @@ class MemberValidator:
         name = member.name
         if ".." in name.replace("\\", "/").split("/"):
             raise _invalid(f"member {name[:200]!r} contains '..'")
+        _check_fields(member)
         if not (member.isdir() or member.isreg()):
             self.skipped += 1
             self._log.info(
@@ -286,6 +301,43 @@ class MemberValidator:
         )
         self._next_index += 1
         return op
+
+
+def _int_in(value: object, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_fields(member: tarfile.TarInfo) -> None:
+    """Refuse header numbers no volume can take (SPEC §7.6: mode and mtime are applied).
+
+    Raises:
+        SnapshotInvalid: (stage ``extract``) naming the field, its value and the member.
+    """
+    where = f"member {_norm_scope(member.name)[:200]!r}"
+    mtime = member.mtime
+    if not (
+        isinstance(mtime, int | float)
+        and math.isfinite(mtime)
+        and MIN_MEMBER_MTIME <= mtime <= MAX_MEMBER_MTIME
+    ):
+        raise _invalid(
+            f"{where}: mtime {_shown(mtime)} is not a time a volume can hold "
+            f"({MIN_MEMBER_MTIME}..{MAX_MEMBER_MTIME})"
+        )
+    if not _int_in(member.mode, 0, MAX_MEMBER_MODE):
+        raise _invalid(f"{where}: mode {_shown(member.mode)} is not a valid file mode")
+    if not _int_in(member.size, 0, sys.maxsize):
+        raise _invalid(f"{where}: size {_shown(member.size)} is not a valid size")
+    for field in ("uid", "gid"):
+        value = getattr(member, field)
+        if not _int_in(value, 0, MAX_MEMBER_ID):
+            raise _invalid(f"{where}: {field} {_shown(value)} is out of range (0..{MAX_MEMBER_ID})")
+
+
+def _shown(value: object) -> str:
+    """A header number for an error message, shortened (PAX allows thousands of digits)."""
+    text = repr(value)
+    return text if len(text) <= 24 else f"{text[:21]}..."
 
 
 def _type_name(member: tarfile.TarInfo) -> str:

@@ -29,12 +29,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import SnapshotInvalid
 from . import constants as C
 from .archive_read import iter_members, open_archive
 from .journal import KIND_FILE, Journal, PlannedOp
 from .paths import PathResolver
 from .preflight import ConsumerLimits, MemberValidator, NoSpace
-from .records import SyncRecord
+from .records import Manifest, SyncRecord
 
 # Left free on every volume after an apply, so the app can still write a little.
 SPACE_RESERVE_BYTES = 1024 * 1024
@@ -88,6 +89,30 @@ class SpaceBudget:
         return tuple(self._free)
 
 
+def _check_manifest_totals(manifest: Manifest, members: int, unpacked_bytes: int) -> None:
+    """The archive holds what its manifest says (when it says it).
+
+    A tar cut at a member boundary reads as a complete, shorter archive (stream-mode
+    tarfile takes the end of the data for the end of the archive), so the totals the
+    provider recorded are the only way to tell it is incomplete.
+
+    Raises:
+        SnapshotInvalid: (stage ``extract``) a total differs.
+    """
+    if manifest.members is not None and members != manifest.members:
+        raise SnapshotInvalid(
+            f"archive is incomplete or altered: it holds {members} members, "
+            f"manifest.members says {manifest.members}",
+            stage=C.STAGE_EXTRACT,
+        )
+    if manifest.unpacked_bytes is not None and unpacked_bytes != manifest.unpacked_bytes:
+        raise SnapshotInvalid(
+            f"archive is incomplete or altered: its files hold {unpacked_bytes} unpacked "
+            f"bytes, manifest.unpacked_bytes says {manifest.unpacked_bytes}",
+            stage=C.STAGE_EXTRACT,
+        )
+
+
 def stage_archive(
     archive: Path,
     record: SyncRecord,
@@ -101,7 +126,8 @@ def stage_archive(
     Nothing in any volume is written. On failure no plan is left behind.
 
     Raises:
-        SnapshotInvalid: a member is invalid or a limit is crossed (stage ``extract``).
+        SnapshotInvalid: a member is invalid, a limit is crossed, or the member count or
+            unpacked size differs from the manifest's (stage ``extract``).
         NoSpace: the data would not fit a target volume.
     """
     manifest = record.manifest
@@ -117,6 +143,7 @@ def stage_archive(
                 budget.add(op)
                 plan.write(op.to_line())
                 ops += 1
+        _check_manifest_totals(manifest, validator.members, validator.unpacked_bytes)
     return StagedPlan(
         archive=archive,
         archive_format=manifest.archive_format,

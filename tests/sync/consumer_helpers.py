@@ -47,6 +47,8 @@ class Entry:
     mtime: float = 1_700_000_000.0
     link: str | None = None
     kind: bytes | None = None  # raw tarfile type override (FIFO, LNKTYPE ...)
+    pax: dict[str, str] | None = None  # raw PAX header records ("mtime": "nan", ...)
+    raw_mode: int | None = None  # a mode tarfile cannot write: base-256 in the header
 
 
 def d(name: str, mode: int = 0o755, mtime: float = 1_700_000_000.0) -> Entry:
@@ -60,11 +62,17 @@ def f(name: str, data: bytes, mode: int = 0o644, mtime: float = 1_700_000_000.0)
 def build_snapshot(path: Path, entries: list[Entry], fmt: str = C.ARCHIVE_FORMAT_ZST) -> Path:
     """Write a POSIX tar of ``entries`` compressed as ``fmt`` to ``path``."""
     raw = io.BytesIO()
+    patches: list[tuple[int, int]] = []  # (header offset, mode) for raw_mode entries
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for e in entries:
             info = tarfile.TarInfo(e.name)
             info.mode = e.mode
             info.mtime = int(e.mtime)
+            if e.pax:
+                info.pax_headers = dict(e.pax)
+            if e.raw_mode is not None:
+                assert not e.pax, "raw_mode patches the first header of the member"
+                patches.append((tar.offset, e.raw_mode))
             if e.link is not None:
                 info.type = tarfile.SYMTYPE
                 info.linkname = e.link
@@ -78,13 +86,35 @@ def build_snapshot(path: Path, entries: list[Entry], fmt: str = C.ARCHIVE_FORMAT
             else:
                 info.size = len(e.data)
                 tar.addfile(info, io.BytesIO(e.data))
+    data = bytearray(raw.getvalue())
+    for offset, mode in patches:
+        _patch_mode(data, offset, mode)
+    return write_compressed(path, bytes(data), fmt)
+
+
+def write_compressed(path: Path, tar_bytes: bytes, fmt: str = C.ARCHIVE_FORMAT_ZST) -> Path:
+    """Compress raw tar bytes as ``fmt`` into ``path``."""
     if fmt == C.ARCHIVE_FORMAT_ZST:
-        path.write_bytes(zstandard.ZstdCompressor(level=3).compress(raw.getvalue()))
+        path.write_bytes(zstandard.ZstdCompressor(level=3).compress(tar_bytes))
     else:
         import gzip
 
-        path.write_bytes(gzip.compress(raw.getvalue()))
+        path.write_bytes(gzip.compress(tar_bytes))
     return path
+
+
+def _patch_mode(data: bytearray, offset: int, mode: int) -> None:
+    """Write ``mode`` base-256 (GNU) into the ustar header at ``offset``; fix the checksum.
+
+    tarfile reads base-256 numbers in any field (``nti``), so a hostile archive can
+    carry a negative or huge mode that tarfile itself would never write.
+    """
+    header = data[offset : offset + 512]
+    field = bytearray((mode % (1 << 56)).to_bytes(7, "big"))
+    header[100:108] = (b"\xff" if mode < 0 else b"\x80") + bytes(field)
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    data[offset : offset + 512] = header
 
 
 def make_record(

@@ -265,3 +265,60 @@ def test_member_using_the_runner_reserved_name_is_refused(resolver: PathResolver
 def test_file_member_at_a_volume_root_is_refused(resolver: PathResolver) -> None:
     with pytest.raises(SnapshotInvalid, match="volume root"):
         _validator(resolver).check(0, _member("app/data"))
+
+
+# --- member fields that reach a syscall (issue 9, item 12) ------------------------------
+
+NAN = float("nan")
+INF = float("inf")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("mtime", NAN, tarfile.REGTYPE),
+        ("mtime", INF, tarfile.REGTYPE),
+        ("mtime", -INF, tarfile.DIRTYPE),
+        ("mtime", 1e300, tarfile.REGTYPE),
+        ("mtime", -1e300, tarfile.DIRTYPE),
+        ("mtime", 2**63, tarfile.REGTYPE),
+        ("mode", -1, tarfile.REGTYPE),
+        ("mode", 2**40, tarfile.DIRTYPE),
+        ("size", -5, tarfile.REGTYPE),
+        ("uid", -1, tarfile.REGTYPE),
+        ("uid", 10**20, tarfile.REGTYPE),
+        ("gid", 2**32, tarfile.DIRTYPE),
+        ("mtime", NAN, tarfile.SYMTYPE),  # even a member that would be skipped
+    ],
+)
+def test_member_field_out_of_range_is_refused_naming_field_and_member(
+    resolver: PathResolver, field: str, value: float, kind: bytes
+) -> None:
+    member = _member("app/data/x", kind)
+    setattr(member, field, value)
+    with pytest.raises(SnapshotInvalid) as info:
+        _validator(resolver).check(0, member)
+    assert info.value.stage == "extract"
+    assert f"{field} " in str(info.value) and "/app/data/x" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("mtime", 0),
+        ("mtime", -86_400),  # before 1970: legal in tar and ext4
+        ("mtime", 1_764_300_000.5),
+        ("mtime", 2**33),
+        ("mode", 0o7777),
+        ("mode", 0o100644),  # file-type bits, as Docker's Go tar writer sets them
+        ("uid", 65534),
+        ("gid", 2**32 - 2),
+        ("size", 0),
+    ],
+)
+def test_member_fields_in_range_are_accepted(
+    resolver: PathResolver, field: str, value: float
+) -> None:
+    member = _member("app/data/x")
+    setattr(member, field, value)
+    assert [o.kind for o in _validator(resolver).check(0, member)] == [KIND_FILE]
