@@ -279,6 +279,9 @@ class SnapshotConsumer:
         except (SnapshotInvalid, OSError) as exc:
             kind = Q.KIND_EXTRACT if isinstance(exc, OSError) else _failure_kind(exc)
             raise _PreflightFailed(kind, exc) from exc
+        except Exception as exc:  # a member no check foresaw: refused, never retried each tick
+            self._log.exception("staging of %s failed unexpectedly", record.cid)
+            raise _PreflightFailed(Q.KIND_EXTRACT, exc) from exc
         return download_s
 
     def _stop_commit_start(

@@ -209,6 +209,15 @@ def test_invalid_member_is_an_extract_failure(env: Env) -> None:
     _assert_refused_before_stop(env, "extract")
 
 
+def test_unexpected_error_while_staging_is_quarantined_before_stop(env: Env, mocker) -> None:
+    mocker.patch(
+        "container_apps.sync.apply.stage_archive", side_effect=ValueError("unforeseen member")
+    )
+    _publish(env)
+    _assert_refused_before_stop(env, "extract")
+    assert "unforeseen member" in env.consumer.quarantine.entries()[0].error
+
+
 def test_tar_bomb_is_refused_before_stop(tmp_path: Path) -> None:
     limits = ConsumerLimits(max_archive_bytes=1 << 20, max_unpacked_bytes=4 << 20)
     env = make_env(tmp_path, limits=limits)
