@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 from container_apps.tests.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
-from container_apps.tests.servers import running, start_redis, start_weed, stop_process
+from container_apps.tests.servers import (
+    ServerProcess,
+    running,
+    start_redis,
+    start_weed,
+    stop_process,
+)
 from container_apps.tests.support import unavailable, used
 from container_apps.tests.sync.outage_helpers import (
     Ticker,
@@ -29,7 +35,7 @@ from container_apps.tests.sync.outage_helpers import (
 pytestmark = [pytest.mark.redis]
 
 
-def _redis(workdir: Path, port: int | None = None):  # type: ignore[no-untyped-def]
+def _redis(workdir: Path, port: int | None = None) -> ServerProcess:
     try:
         return start_redis(workdir, port)
     except (OSError, RuntimeError, TimeoutError) as exc:
@@ -66,7 +72,7 @@ def test_redis_stopped_while_a_consumer_ticks_logs_one_line_down_and_one_back(
     assert len(lines_with(caplog, "reachable again")) == 1
 
 
-def _weed(workdir: Path, ports: dict[str, int] | None = None):  # type: ignore[no-untyped-def]
+def _weed(workdir: Path, ports: dict[str, int] | None = None) -> ServerProcess:
     try:
         return start_weed(workdir, S3_ACCESS_KEY, S3_SECRET_KEY, ports=ports)
     except (OSError, RuntimeError, TimeoutError) as exc:
