@@ -3,8 +3,11 @@
 Backends never retry; they classify errors (``TransientError`` vs permanent, G3). The
 retrying wrappers (``stores/retrying.py``, ``registries/retrying.py``) run every call
 through ``RetryPolicy.call``, built on tenacity: only ``TransientError`` is retried,
-with exponential backoff, a bounded number of attempts *and* a bounded total time, and
-each retry is logged. Tests inject a policy with a no-op ``sleep`` to run fast.
+with exponential backoff, a bounded number of attempts *and* a bounded total time. Each
+retry is logged at DEBUG only: an outage lasts many calls, and the callers that notice it
+(``RecordSource``, the consumer, the sync manager's backend check) log it once when it
+starts and once when it ends (README: one line per state change). Tests inject a policy
+with a no-op ``sleep`` to run fast.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class RetryPolicy:
         def log_retry(state: tenacity.RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             delay = state.next_action.sleep if state.next_action else 0.0
-            log.warning(
+            log.debug(
                 "%s failed (attempt %d/%d): %s; retrying in %.1f s",
                 what,
                 state.attempt_number,

@@ -9,6 +9,9 @@ Every backend guarantees (tests/contracts/test_registry.py checks each one):
 - ``hsync()`` refreshes this node's replica of ``hkey``; it may be a no-op for
   backends that read through to the server.
 - Transient failures raise ``RegistryUnavailable``; backends never retry themselves.
+- ``check()`` is one cheap round trip that proves the registry can be used now (the
+  server answers PING, the SQLite file is a writable registry); the sync manager runs
+  it at start and, while it fails, again with backoff.
 
 Values are JSON text: the registry stores and returns them unchanged, and the consumer
 parses them as untrusted input.
@@ -35,6 +38,15 @@ class Registry(Protocol):
 
     def hsync(self, hkey: str) -> None:
         """Refresh the local replica of ``hkey`` (may be a no-op)."""
+        ...
+
+    def check(self) -> None:
+        """One cheap round trip proving the registry can be used now; nothing is written.
+
+        Raises:
+            RegistryUnavailable: transient failure (server down, database locked).
+            RegistryError: permanent until someone fixes it (password, unreadable file).
+        """
         ...
 
     def describe(self) -> str:

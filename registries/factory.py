@@ -1,9 +1,11 @@
 """Open a registry by URL: the scheme table, lazy imports, and the retry wrapper.
 
 ``KNOWN_REGISTRIES`` maps a URL scheme to ``"module:Class"``, imported only when a URL
-uses it (redis-py is an optional extra). Every registry returned is wrapped in
-``RetryingRegistry``. Each backend class provides ``from_url(url)`` and
-``check_url(url)`` (parsing only, no I/O).
+uses it (redis-py is an optional extra). Every registry returned is
+``RetryingRegistry(LazyRegistry(backend))``: opening checks the URL only, and the backend
+is set up by its first call, so a registry file that is garbage or read-only at start is
+an outage like any other (``registries/lazy.py``). Each backend class provides
+``from_url(url)`` and ``check_url(url)`` (parsing only, no I/O).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from ..backend_urls import load_backend_class, redact_url
 from ..retry_policy import RetryPolicy
 from .base import Registry
+from .lazy import LazyRegistry
 from .retrying import RetryingRegistry
 
 __all__ = [
@@ -57,22 +60,23 @@ def validate_registry_url(url: str) -> None:
 
 
 def open_registry(url: str, *, policy: RetryPolicy | None = None) -> Registry:
-    """Open the registry at ``url``, wrapped in the retry policy.
+    """Open the registry at ``url``, wrapped in the retry policy; no I/O until first use.
 
     Args:
         url: a ``sqlite:///`` or ``redis://`` / ``rediss://`` URL (SPEC §9).
         policy: retry policy; the default suits production, tests inject a fast one.
 
     Returns:
-        A ``RetryingRegistry`` around the backend.
+        A ``RetryingRegistry`` around a ``LazyRegistry`` around the backend. Its first
+        call (or ``check()``) sets the backend up and raises ``RegistryError`` if that
+        fails (e.g. a sqlite file that is not a database); the next call tries again.
 
     Raises:
         ConfigError: the URL is invalid (see ``validate_registry_url``).
-        RegistryError: the backend could not be set up (e.g. unreadable sqlite file).
     """
     validate_registry_url(url)
-    inner: Registry = _registry_class(url).from_url(url)
-    return RetryingRegistry(inner, policy)
+    cls = _registry_class(url)
+    return RetryingRegistry(LazyRegistry(lambda: cls.from_url(url), url), policy)
 
 
 def default_registry_url(data_root: Path) -> str:

@@ -30,5 +30,8 @@ class MemoryRegistry:
     def hsync(self, hkey: str) -> None:
         """Nothing to refresh: there is one copy."""
 
+    def check(self) -> None:
+        """Always usable: the data lives in this process."""
+
     def describe(self) -> str:
         return "memory://"

@@ -137,6 +137,15 @@ class RedisRegistry:
     def hsync(self, hkey: str) -> None:
         """No-op: reads go to the server."""
 
+    def check(self) -> None:
+        """PING the server: it answers and accepts our credentials.
+
+        Raises:
+            RegistryUnavailable: connection refused/lost, timeout, server loading.
+            RegistryError: wrong credentials or a server-side error.
+        """
+        self._call(self._client.ping, "ping")
+
     def describe(self) -> str:
         """The URL with the password redacted."""
         return self.config.url

@@ -39,6 +39,10 @@ class RetryingRegistry:
         """``inner.hsync`` with retries (see ``Registry.hsync``)."""
         self.policy.call(lambda: self.inner.hsync(hkey), what=f"hsync {hkey} on {self.describe()}")
 
+    def check(self) -> None:
+        """``inner.check`` once, without retries: its caller re-checks with its own backoff."""
+        self.inner.check()
+
     def describe(self) -> str:
         """The inner registry's redacted URL."""
         return self.inner.describe()

@@ -10,10 +10,18 @@ statement with ``synchronous=FULL``, so the ack means the row is on disk. Each c
 its own connection: cheap next to a snapshot, and safe across threads and forks. A
 database still locked after the busy timeout is ``RegistryUnavailable`` (retried).
 Only absolute paths are accepted: a relative one would depend on the working directory.
+
+A read-only file (mode, owner, ``chattr +i``, a read-only mount) is refused for every
+role, readers included: the file is shared by all the host's runners, any of which may
+publish, and WAL readers need write access beside it too. It is not a config error (the
+URL is right) but a fixable outage: ``check()`` says so with the fix, and the sync
+manager re-checks with backoff, so fixing the permissions needs no restart. The same
+holds for a file that is not a database (restore it or move it aside).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -37,6 +45,16 @@ _UPSERT = (
     "ON CONFLICT (hkey, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
 )
 _TRANSIENT_MARKERS = ("database is locked", "database table is locked", "busy")
+_READ_ONLY_MARKERS = ("readonly database", "read-only file system")
+READ_ONLY_HINT = (
+    "every runner needs write access to the registry file and its directory: "
+    "fix the owner or mode (chown/chmod), clear an immutable flag (chattr -i) or remount "
+    "read-write; checked again with backoff, no restart needed"
+)
+NOT_A_DATABASE_HINT = (
+    "the file is not a registry database: restore it from a backup, or move it aside to "
+    "start an empty registry; checked again with backoff, no restart needed"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,9 +139,33 @@ class SqliteRegistry:
     def hsync(self, hkey: str) -> None:
         """No-op: every read goes to the shared file."""
 
+    def check(self) -> None:
+        """The file is a registry database this runner can read and write; writes nothing.
+
+        Raises:
+            RegistryUnavailable: locked after the busy timeout.
+            RegistryError: read-only, unreadable or not a database (the hint says the fix).
+        """
+        self._require_writable()
+        with self._connect() as conn:
+            conn.execute("SELECT 1 FROM registry LIMIT 1").fetchall()
+
     def describe(self) -> str:
         """``sqlite://<path>`` (no secrets in a path)."""
         return f"sqlite://{self.path}"
+
+    def _require_writable(self) -> None:
+        """Refuse a read-only file or directory up front (see the module docstring).
+
+        SQLite itself would open such a file read-only without a word, serve reads, and
+        fail only the provider's publish, after the app was stopped for the snapshot.
+        """
+        for path, what in ((self.path, "file"), (self.path.parent, "directory")):
+            if path.exists() and not os.access(path, os.W_OK):
+                raise RegistryError(
+                    f"{self.describe()}: the registry {what} {path} is read-only for this runner",
+                    hint=READ_ONLY_HINT,
+                )
 
     def _initialise(self) -> None:
         """Switch the file to WAL and create the table, racing safely with other processes.
@@ -133,6 +175,7 @@ class SqliteRegistry:
         waiting. So this one step waits out the busy timeout itself, like SQLite's busy
         handler would; every later call relies on the busy handler alone.
         """
+        self._require_writable()
         deadline = time.monotonic() + BUSY_TIMEOUT_S
         while True:
             try:
@@ -159,12 +202,13 @@ class SqliteRegistry:
                 conn.execute("PRAGMA synchronous = FULL")
                 yield conn
         except sqlite3.OperationalError as exc:
-            if any(marker in str(exc).lower() for marker in _TRANSIENT_MARKERS):
+            text = str(exc).lower()
+            if any(marker in text for marker in _TRANSIENT_MARKERS):
                 raise RegistryUnavailable(f"{self.describe()}: {exc}") from exc
+            if any(marker in text for marker in _READ_ONLY_MARKERS):
+                raise RegistryError(f"{self.describe()}: {exc}", hint=READ_ONLY_HINT) from exc
             raise RegistryError(
                 f"{self.describe()}: {exc}", hint="check the path and its permissions"
             ) from exc
         except sqlite3.DatabaseError as exc:
-            raise RegistryError(
-                f"{self.describe()}: {exc}", hint="the file is not a registry database"
-            ) from exc
+            raise RegistryError(f"{self.describe()}: {exc}", hint=NOT_A_DATABASE_HINT) from exc

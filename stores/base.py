@@ -13,6 +13,9 @@ Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
 - ``delete()`` of an unknown id is a no-op (retirement may race with itself).
 - Transient failures raise ``StoreUnavailable``; backends never retry themselves
   (``stores/retrying.py`` does).
+- ``check()`` is one cheap round trip that proves the store can be used now (the bucket
+  answers, the directory exists); the sync manager runs it at start and, while it
+  fails, again with backoff.
 """
 
 from __future__ import annotations
@@ -65,6 +68,15 @@ class BlobStore(Protocol):
         """Delete the remote blob and/or this node's local copy; unknown ids are a no-op.
 
         ``local=True`` never deletes a file other runners share (``file://`` store).
+        """
+        ...
+
+    def check(self) -> None:
+        """One cheap round trip proving the store can be used now; nothing is stored.
+
+        Raises:
+            StoreUnavailable: transient failure (service down, timeout).
+            StoreError: permanent until someone fixes it (credentials, missing bucket).
         """
         ...
 

@@ -3,7 +3,9 @@
 ``KNOWN_STORES`` maps a URL scheme to ``"module:Class"``; the module is imported only
 when a URL uses it, so boto3 is needed only by an ``s3://`` deployment, and a missing
 extra becomes a one-line ``ConfigError`` with the pip command (G3). Every store
-returned is wrapped in ``RetryingStore``. Each backend class provides
+returned is ``RetryingStore(LazyStore(backend))``: opening checks the URL only, and the
+backend is set up by its first call, so one that cannot be set up at start is an outage
+like any other (``stores/lazy.py``). Each backend class provides
 ``from_url(url, *, cache_dir)`` and ``check_url(url)`` (parsing only, no I/O).
 """
 
@@ -13,9 +15,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..backend_urls import load_backend_class
+from ..backend_urls import load_backend_class, redact_url
+from ..errors import StoreError
 from ..retry_policy import RetryPolicy
 from .base import BlobStore
+from .lazy import LazyStore
 from .retrying import RetryingStore
 
 URL_KEY = "STORAGE.BLOBS"
@@ -50,24 +54,35 @@ def validate_store_url(url: str) -> None:
 
 
 def open_store(url: str, *, cache_dir: Path, policy: RetryPolicy | None = None) -> BlobStore:
-    """Open the store at ``url``, wrapped in the retry policy.
+    """Open the store at ``url``, wrapped in the retry policy; no I/O until first use.
 
     Args:
         url: a ``file://`` or ``s3://`` URL (SPEC §9).
-        cache_dir: this node's local download directory (created if missing).
+        cache_dir: this node's local download directory (created at first use).
         policy: retry policy; the default suits production, tests inject a fast one.
 
     Returns:
-        A ``RetryingStore`` around the backend.
+        A ``RetryingStore`` around a ``LazyStore`` around the backend. Its first call (or
+        ``check()``) sets the backend up and raises ``StoreError`` if that fails (e.g.
+        the directory cannot be created); the next call tries again.
 
     Raises:
         ConfigError: the URL is invalid (see ``validate_store_url``).
-        StoreError: the backend could not be set up (e.g. directory not creatable).
     """
     validate_store_url(url)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    inner: BlobStore = _store_class(url).from_url(url, cache_dir=cache_dir)
-    return RetryingStore(inner, policy)
+    return RetryingStore(LazyStore(lambda: _set_up(url, cache_dir), url), policy)
+
+
+def _set_up(url: str, cache_dir: Path) -> BlobStore:
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create the download directory {cache_dir} for {redact_url(url)}: "
+            f"{exc.strerror}"
+        ) from exc
+    store: BlobStore = _store_class(url).from_url(url, cache_dir=cache_dir)
+    return store
 
 
 def default_store_url(data_root: Path) -> str:

@@ -137,6 +137,18 @@ class FileBlobStore:
                 os.unlink(self.directory / cid)
         del local  # get() returned the shared store file itself; never delete it here
 
+    def check(self) -> None:
+        """The blob directory is (still) a directory.
+
+        Raises:
+            StoreError: it is missing, unreadable or not a directory.
+        """
+        if not self.directory.is_dir():
+            raise StoreError(
+                f"{self.describe()} is missing or not a readable directory",
+                hint="fix STORAGE.BLOBS or the directory's permissions",
+            )
+
     def describe(self) -> str:
         """``file://<dir>`` (there are no secrets in a path)."""
         return f"file://{self.directory}"

@@ -89,6 +89,9 @@ class MemoryBlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.cache_dir / cid)
 
+    def check(self) -> None:
+        """Always usable: the blobs live in this process."""
+
     def describe(self) -> str:
         """``memory://`` (nothing secret, nothing to locate)."""
         return "memory://"

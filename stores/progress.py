@@ -99,5 +99,8 @@ class ProgressStore:
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         self.inner.delete(cid, remote=remote, local=local)
 
+    def check(self) -> None:
+        self.inner.check()
+
     def describe(self) -> str:
         return self.inner.describe()

@@ -51,6 +51,10 @@ class RetryingStore:
             what=f"delete {cid} from {self.describe()}",
         )
 
+    def check(self) -> None:
+        """``inner.check`` once, without retries: its caller re-checks with its own backoff."""
+        self.inner.check()
+
     def describe(self) -> str:
         """The inner store's redacted URL."""
         return self.inner.describe()

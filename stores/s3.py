@@ -258,6 +258,25 @@ class S3BlobStore:
         """The store URL with credentials redacted."""
         return self.config.url
 
+    def check(self) -> None:
+        """HEAD the bucket: the service answers, the credentials work, the bucket exists.
+
+        Raises:
+            StoreUnavailable: connection error, timeout, 5xx or throttling.
+            StoreError: credentials, access denied, or no such bucket.
+        """
+        bucket = f"bucket {self.config.bucket}"
+        try:
+            self._client.head_bucket(Bucket=self.config.bucket)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            err = self._translate(exc, "check", bucket)
+            if isinstance(err, BlobNotFound):  # HEAD has no body: a bare 404 is the bucket
+                err = StoreError(
+                    f"S3 check of {bucket} at {self.describe()}: bucket does not exist",
+                    hint="create the bucket first",
+                )
+            raise err from exc
+
     def _translate(self, exc: BaseException, op: str, cid: str) -> StoreError:
         """Map a boto3/botocore error to our tree (SPEC §9: transient vs permanent)."""
         where = f"S3 {op} of {cid} at {self.describe()}"

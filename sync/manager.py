@@ -1,11 +1,14 @@
 """SyncManager: wires the provider or consumer step objects and drives them (STYLE G5).
 
-The only code that knows the order of things at start (recover, then apply before the
-first start) and the poll cadence (``POLL_INTERVAL`` on a monotonic clock; the consumer's
-registry refresh cadence lives in ``RecordSource``). ``build_sync_manager`` turns a
-``SyncConfig`` plus what the runner provisioned into a manager; when sync cannot run (not
-enabled, no system volume, a backend that cannot be opened) it returns a manager that
-does nothing and says why, so the runner never branches on it.
+The only code that knows the order of things at start (check the backends, recover,
+then apply before the first start) and the poll cadence (``POLL_INTERVAL`` on a monotonic
+clock; the consumer's registry refresh cadence lives in ``RecordSource``). While a backend
+that failed its check is down (``BackendGate``), the role waits: a provider answers a new
+request ``in_progress`` and holds it (``RequestHold``), a consumer applies nothing.
+``build_sync_manager`` turns a ``SyncConfig`` plus what the runner provisioned into a
+manager; when sync cannot run (not enabled, no system volume, a backend URL that is
+wrong) it returns a manager that does nothing and says why, so the runner never branches
+on it. A backend that is down or broken is not such a case: it is an outage.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ..stores.base import BlobStore
 from ..stores.factory import default_store_url, open_store
 from ..stores.progress import ProgressStore
 from ..volumes.binding import VolumeBinding
+from .backend_gate import BackendGate
 from .config import SyncConfig
 from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
@@ -35,6 +39,7 @@ from .paths import PathResolver
 from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
 from .record_source import RecordSource
+from .request_hold import RequestHold
 
 _log = logging.getLogger(__name__)
 
@@ -78,6 +83,8 @@ class SyncManager:
         publisher: SnapshotPublisher | None = None,
         consumer: SnapshotConsumer | None = None,
         disabled_reason: str | None = None,
+        gate: BackendGate | None = None,
+        hold: RequestHold | None = None,
         wall_clock: Callable[[], float] = time.time,
         log: logging.Logger = _log,
     ) -> None:
@@ -85,6 +92,8 @@ class SyncManager:
         self.publisher = publisher
         self.consumer = consumer
         self.disabled_reason = disabled_reason
+        self.gate = gate or BackendGate([], log)
+        self._hold = hold
         self._wall = wall_clock
         self._log = log
         self._next_tick: float | None = None
@@ -95,7 +104,14 @@ class SyncManager:
         return self.publisher is not None or self.consumer is not None
 
     def start(self) -> None:
-        """Recover interrupted work; a consumer applies the current record if it differs."""
+        """Check the backends, recover interrupted work; a consumer applies the current record.
+
+        A backend that fails its check does not stop the start: it is logged once and
+        re-checked by the ticks; local recovery needs no backend and runs regardless.
+        """
+        if not self.active:
+            return
+        self.gate.check_all()
         if self.publisher is not None:
             self.publisher.recover()
         if self.consumer is None:
@@ -106,9 +122,14 @@ class SyncManager:
             self._log.error("volume-sync halted: %s", self.consumer.halt_reason())
 
     def _recover_and_apply(self, consumer: SnapshotConsumer) -> None:
-        """Recover, then apply the current record while the app is down (no double boot)."""
+        """Recover, then apply the current record while the app is down (no double boot).
+
+        With a backend down, the app starts on its current data; a tick applies later.
+        """
         now = self._wall()
         consumer.recover(now)
+        if not self.gate.is_open:
+            return
         if not consumer.is_halted() and consumer.needs_initial_apply(now):
             self._log.info("volume-sync: applying the current snapshot before the container starts")
             consumer.apply_before_first_start(now)
@@ -137,6 +158,12 @@ class SyncManager:
         self._next_tick = monotonic_now + self.cfg.poll_interval
         now = self._wall()
         try:
+            if not self.gate.ready(monotonic_now):
+                if self._hold is not None:
+                    self._hold.hold()
+                return
+            if self._hold is not None:
+                self._hold.release()
             if self.publisher is not None:
                 self.publisher.publish_pending(now)
             if self.consumer is not None:
@@ -160,10 +187,12 @@ def build_sync_manager(
     registry: Registry | None = None
     if reason is None:
         try:
+            # URL checks only: a backend that is down or broken is set up by its first
+            # use and is an outage (BackendGate), not a reason to switch sync off.
             store = ProgressStore(open_store(site.store_url, cache_dir=site.download_dir))
             registry = open_registry(site.registry_url_or_default)
         except CarError as exc:
-            reason = f"volume-sync backends unavailable: {exc}"
+            reason = f"volume-sync backend misconfigured: {exc}"
     write_runner_state(cfg, site, store, registry, reason)
     if reason is not None or store is None or registry is None:
         if cfg.enabled:
@@ -173,15 +202,13 @@ def build_sync_manager(
         log.warning(cfg.apply_mode_note)
     # Rule 6's anchored check: a volume root must lie in this instance's own volume dirs.
     resolver = PathResolver(site.bindings, allowed_roots=site.volume_roots)
+    gate = BackendGate([("blob store", store), ("registry", registry)], log)
     if cfg.is_provider:
-        return SyncManager(
-            cfg,
-            publisher=_publisher(cfg, site, resolver, containers, store, registry, log),
-            log=log,
-        )
-    return SyncManager(
-        cfg, consumer=_consumer(cfg, site, resolver, containers, store, registry, log), log=log
-    )
+        publisher = _publisher(cfg, site, resolver, containers, store, registry, log)
+        hold = RequestHold(publisher.control, log)
+        return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, log=log)
+    consumer = _consumer(cfg, site, resolver, containers, store, registry, log)
+    return SyncManager(cfg, consumer=consumer, gate=gate, log=log)
 
 
 def _disabled_reason(cfg: SyncConfig, site: SyncSite) -> str | None:

@@ -75,7 +75,7 @@ class _Schedule:
 
 
 class FaultyBlobStore:
-    """A BlobStore that fails ``put``/``get``/``delete`` on schedule, else delegates."""
+    """A BlobStore that fails ``put``/``get``/``delete``/``check`` on schedule, else delegates."""
 
     scheme: ClassVar[str] = "faulty"
 
@@ -83,7 +83,7 @@ class FaultyBlobStore:
         self, inner: BlobStore, faults: Mapping[str, list[ScheduleEntry]] | None = None
     ) -> None:
         self.inner = inner
-        self._schedule = _Schedule(("put", "get", "delete"), faults or {})
+        self._schedule = _Schedule(("put", "get", "delete", "check"), faults or {})
 
     @property
     def calls(self) -> list[tuple[str, tuple[Any, ...]]]:
@@ -117,6 +117,9 @@ class FaultyBlobStore:
             lambda: self.inner.delete(cid, remote=remote, local=local),
         )
 
+    def check(self) -> None:
+        self._schedule.run("check", (), self.inner.check)
+
     def describe(self) -> str:
         return self.inner.describe()
 
@@ -126,7 +129,7 @@ class FaultyBlobStore:
 
 
 class FaultyRegistry:
-    """A Registry that fails ``hset``/``hget``/``hsync`` on schedule, else delegates."""
+    """A Registry that fails ``hset``/``hget``/``hsync``/``check`` on schedule, else delegates."""
 
     scheme: ClassVar[str] = "faulty"
 
@@ -134,7 +137,7 @@ class FaultyRegistry:
         self, inner: Registry, faults: Mapping[str, list[ScheduleEntry]] | None = None
     ) -> None:
         self.inner = inner
-        self._schedule = _Schedule(("hset", "hget", "hsync"), faults or {})
+        self._schedule = _Schedule(("hset", "hget", "hsync", "check"), faults or {})
 
     @property
     def calls(self) -> list[tuple[str, tuple[Any, ...]]]:
@@ -154,6 +157,9 @@ class FaultyRegistry:
 
     def hsync(self, hkey: str) -> None:
         self._schedule.run("hsync", (hkey,), lambda: self.inner.hsync(hkey))
+
+    def check(self) -> None:
+        self._schedule.run("check", (), self.inner.check)
 
     def describe(self) -> str:
         return self.inner.describe()

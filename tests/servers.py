@@ -229,16 +229,22 @@ def find_weed() -> str:
 
 
 def start_weed(
-    workdir: Path, access_key: str, secret_key: str, timeout: float = 60.0
+    workdir: Path,
+    access_key: str,
+    secret_key: str,
+    timeout: float = 60.0,
+    ports: dict[str, int] | None = None,
 ) -> ServerProcess:
     """Start ``weed mini`` with S3 on free 127.0.0.1 ports and wait for /healthz.
 
     ``access_key``/``secret_key`` are set in the server's environment, which makes it
-    enforce signatures (without them the S3 API is anonymous).
+    enforce signatures (without them the S3 API is anonymous). ``ports`` (a previous
+    server's ``.ports``) restarts a stopped server on the same ports and data.
     """
     exe = find_weed()
     names = ("master", "volume", "filer", "s3")
-    ports = dict(zip(names, free_ports_with_grpc(len(names)), strict=True))
+    if ports is None:
+        ports = dict(zip(names, free_ports_with_grpc(len(names)), strict=True))
     datadir = workdir / "data"
     datadir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

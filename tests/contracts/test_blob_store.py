@@ -233,3 +233,12 @@ def test_get_refuses_a_blob_over_max_bytes_before_transferring_it(
     if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
         assert not _local_copy(blob_store, cid).exists()
     assert blob_store.get(cid, max_bytes=256 * 1024).read_bytes() == src.read_bytes()
+
+
+def test_check_of_a_usable_store_passes_and_stores_nothing(
+    blob_store: BlobStore, small_file: Path
+) -> None:
+    blob_store.check()
+    cid = blob_store.put(small_file)
+    blob_store.check()
+    assert blob_store.get(cid).read_bytes() == small_file.read_bytes()

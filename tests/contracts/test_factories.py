@@ -1,4 +1,4 @@
-"""open_store / open_registry: URL validation, lazy imports, install hints, wrapping."""
+"""open_store / open_registry: URL validation, lazy imports, install hints, wrapping, set-up."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from container_apps.errors import ConfigError, RegistryUnavailable
+from container_apps.errors import ConfigError, RegistryError, RegistryUnavailable, StoreError
 from container_apps.registries.base import Registry
 from container_apps.registries.factory import (
     KNOWN_REGISTRIES,
@@ -14,6 +14,7 @@ from container_apps.registries.factory import (
     open_registry,
     validate_registry_url,
 )
+from container_apps.registries.lazy import LazyRegistry
 from container_apps.registries.retrying import RetryingRegistry
 from container_apps.registries.sqlite import SqliteRegistry
 from container_apps.retry_policy import RetryPolicy
@@ -24,6 +25,7 @@ from container_apps.stores.factory import (
     open_store,
     validate_store_url,
 )
+from container_apps.stores.lazy import LazyStore
 from container_apps.stores.local import FileBlobStore
 from container_apps.stores.retrying import RetryingStore
 from container_apps.tests.servers import free_port
@@ -132,11 +134,44 @@ def test_defaults_are_the_embedded_backends_under_data_shared(tmp_path: Path) ->
     assert default_registry_url(tmp_path) == f"sqlite://{tmp_path}/shared/registry.sqlite"
     store = open_store(default_store_url(tmp_path), cache_dir=tmp_path / "dl")
     registry = open_registry(default_registry_url(tmp_path))
-    assert isinstance(store, RetryingStore) and isinstance(store.inner, FileBlobStore)
-    assert isinstance(registry, RetryingRegistry) and isinstance(registry.inner, SqliteRegistry)
+    assert isinstance(store, RetryingStore) and isinstance(store.inner, LazyStore)
+    assert isinstance(registry, RetryingRegistry) and isinstance(registry.inner, LazyRegistry)
     assert isinstance(store, BlobStore) and isinstance(registry, Registry)
+    assert not (tmp_path / "shared").exists()  # opening does no I/O
+    store.check()
+    registry.check()
+    assert isinstance(store.inner.opened(), FileBlobStore)
+    assert isinstance(registry.inner.opened(), SqliteRegistry)
     assert (tmp_path / "shared" / "blobs").is_dir() and (tmp_path / "dl").is_dir()
     assert (tmp_path / "shared" / "registry.sqlite").is_file()
+
+
+def test_a_backend_that_cannot_be_set_up_fails_its_calls_and_is_set_up_once_repaired(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "registry.sqlite"
+    path.write_bytes(b"not a database" * 100)
+    registry = open_registry(f"sqlite://{path}")  # no error: nothing is read at open
+    with pytest.raises(RegistryError) as info:
+        registry.hget("H", "k")
+    assert "not a database" in str(info.value) and "move it aside" in str(info.value)
+    with pytest.raises(RegistryError):
+        registry.check()
+    path.unlink()  # the operator moved it aside
+    registry.check()
+    assert registry.hset("H", "k", "v") and registry.hget("H", "k") == "v"
+
+
+def test_a_blob_dir_that_cannot_be_created_is_retried_at_the_next_call(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the parent directory should be")
+    store = open_store(f"file://{blocker}/blobs", cache_dir=tmp_path / "dl")
+    with pytest.raises(StoreError) as info:
+        store.check()
+    assert "cannot create blob directory" in str(info.value)
+    blocker.unlink()
+    store.check()
+    assert (blocker / "blobs").is_dir()
 
 
 def test_opened_store_round_trips_through_the_wrapper(tmp_path: Path) -> None:

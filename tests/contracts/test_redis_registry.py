@@ -104,3 +104,19 @@ def test_describe_redacts_the_password() -> None:
     reg = RedisRegistry.from_url("rediss://user:topsecret@127.0.0.1:6380/2?namespace=prod")
     assert reg.describe() == "rediss://user:***@127.0.0.1:6380/2?namespace=prod"
     assert reg.config.tls and reg.config.db == 2 and reg.config.password == "topsecret"
+
+
+def test_check_of_an_unreachable_server_is_transient_and_redacted() -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0"
+    with pytest.raises(RegistryUnavailable) as info:
+        RedisRegistry.from_url(url).check()
+    assert "hunter2" not in str(info.value) and "cannot reach" in str(info.value)
+
+
+def test_check_with_wrong_credentials_is_permanent(redis_url: str) -> None:
+    parts = urlsplit(redis_url)
+    url = f"redis://nosuchuser:s3cret-pw@{parts.hostname}:{parts.port}/0"
+    with pytest.raises(RegistryError) as info:
+        RedisRegistry.from_url(url).check()
+    assert not isinstance(info.value, RegistryUnavailable)
+    assert "authentication failed" in str(info.value)

@@ -108,3 +108,11 @@ def test_hsync_of_unknown_hkey_is_harmless(registry: Registry) -> None:
 
 def test_describe_names_the_backend(registry: Registry) -> None:
     assert registry.describe().startswith(f"{registry.scheme}://")
+
+
+def test_check_of_a_usable_registry_passes_and_writes_nothing(registry: Registry) -> None:
+    registry.check()
+    assert registry.hget(HKEY, "anything") is None
+    registry.hset(HKEY, "app", "v")
+    registry.check()
+    assert registry.hget(HKEY, "app") == "v"

@@ -113,3 +113,35 @@ def test_unreachable_endpoint_is_transient_and_retried_until_given_up(
     assert len(sleeps) == 2
     assert "cannot reach" in str(info.value)
     assert os.listdir(tmp_path / "cache") == []
+
+
+def test_check_of_a_missing_bucket_says_so(s3_store_url: str, tmp_path: Path) -> None:
+    bucket = urlsplit(s3_store_url).netloc
+    url = s3_store_url.replace(f"s3://{bucket}", "s3://no-such-bucket-here", 1)
+    with pytest.raises(StoreError) as info:
+        S3BlobStore.from_url(url, cache_dir=tmp_path / "cache").check()
+    assert not isinstance(info.value, StoreUnavailable)
+    assert "bucket does not exist" in str(info.value)
+
+
+def test_check_with_wrong_credentials_names_the_fix(
+    s3_store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    url = s3_store_url.replace("s3://", "s3://WRONGKEY:wrong-secret-value@")
+    with pytest.raises(StoreError) as info:
+        S3BlobStore.from_url(url, cache_dir=tmp_path / "cache").check()
+    assert not isinstance(info.value, StoreUnavailable)
+    assert "wrong-secret-value" not in str(info.value)
+
+
+def test_check_of_an_unreachable_endpoint_is_transient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    url = f"s3://bucket1?endpoint_url=http://127.0.0.1:{free_port()}"
+    with pytest.raises(StoreUnavailable) as info:
+        S3BlobStore.from_url(url, cache_dir=tmp_path / "cache").check()
+    assert "cannot reach" in str(info.value)

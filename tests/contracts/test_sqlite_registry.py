@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,48 @@ def test_unwritable_parent_is_a_registry_error(tmp_path: Path) -> None:
     with pytest.raises(RegistryError) as info:
         SqliteRegistry.from_url(f"sqlite://{blocker}/sub/r.sqlite")
     assert "STORAGE.REGISTRY" in str(info.value)
+
+
+def test_check_of_a_file_that_is_not_a_database_names_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "r.sqlite"
+    reg = SqliteRegistry.from_url(f"sqlite://{path}")
+    path.unlink()
+    path.write_bytes(b"this is not sqlite " * 100)
+    with pytest.raises(RegistryError) as info:
+        reg.check()
+    assert "not a database" in str(info.value) and "move it aside" in str(info.value)
+
+
+@contextlib.contextmanager
+def _immutable(path: Path) -> Iterator[None]:
+    """Read-only even for root (the runner runs as root): ``chattr +i``."""
+    done = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"chattr +i unsupported here: {done.stderr.decode().strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=False)
+
+
+def test_read_only_file_fails_open_check_and_hset_with_the_fix_and_works_once_writable(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.sqlite"
+    opened = SqliteRegistry.from_url(f"sqlite://{path}")
+    opened.hset(HKEY, "app", "v")
+    with _immutable(path):
+        # SQLite would open it read-only in silence and fail only the first hset.
+        for attempt in (
+            lambda: SqliteRegistry.from_url(f"sqlite://{path}"),
+            opened.check,
+            lambda: opened.hset(HKEY, "app", "w"),
+        ):
+            with pytest.raises(RegistryError) as info:
+                attempt()
+            assert not isinstance(info.value, RegistryUnavailable)
+            assert "read-only" in str(info.value) or "readonly" in str(info.value)
+            assert "chmod" in str(info.value) and "chattr -i" in str(info.value)
+        assert opened.hget(HKEY, "app") == "v"  # reads still work
+    opened.check()
+    assert opened.hset(HKEY, "app", "w")

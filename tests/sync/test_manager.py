@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
 
 import pytest
-from container_apps.errors import StoreError
+from container_apps.errors import RegistryError
 from container_apps.layout import DataDir
+from container_apps.registries.memory import MemoryRegistry
+from container_apps.sync.backend_gate import BackendGate
 from container_apps.sync.config import SyncConfig
 from container_apps.sync.consumer import SnapshotConsumer
 from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
 from container_apps.sync.provider import SnapshotPublisher
+from container_apps.sync.request_hold import RequestHold
 from container_apps.tests.fakes import FakeContainers
+from container_apps.tests.faults import FaultyRegistry, ScheduleEntry
 from container_apps.volumes.binding import VolumeBinding
-from pytest_mock import MockerFixture
 
 PROVIDER = {"ENABLED": True, "KEY": "k", "TYPE": "provider", "POLL_INTERVAL": 2}
 CONSUMER = {"ENABLED": True, "KEY": "k", "TYPE": "consumer", "POLL_INTERVAL": 2}
@@ -53,14 +57,20 @@ def test_missing_system_volume_turns_sync_off_with_the_reason(tmp_path: Path) ->
     assert "mkfs failed" in _runner_state(site)["sync_disabled_reason"]
 
 
-def test_unopenable_backend_turns_sync_off_instead_of_crashing(
-    tmp_path: Path, mocker: MockerFixture
-) -> None:
-    mocker.patch("container_apps.sync.manager.open_store", side_effect=StoreError("no bucket"))
-    site = _site(tmp_path)
+def test_misconfigured_backend_url_turns_sync_off_with_the_key_to_fix(tmp_path: Path) -> None:
+    site = _site(tmp_path, blobs_url="ftp://host/blobs")
     manager = build_sync_manager(SyncConfig.parse(PROVIDER), site, FakeContainers())
     assert not manager.active
-    assert "no bucket" in (manager.disabled_reason or "")
+    assert "STORAGE.BLOBS" in (manager.disabled_reason or "")
+
+
+def test_a_broken_backend_is_an_outage_not_a_reason_to_turn_sync_off(tmp_path: Path) -> None:
+    site = _site(tmp_path, blobs_url=f"file://{tmp_path / 'a-file'}/blobs")
+    (tmp_path / "a-file").write_text("the blob directory cannot be created under a file")
+    manager = build_sync_manager(SyncConfig.parse(PROVIDER), site, FakeContainers())
+    assert manager.active and manager.disabled_reason is None
+    manager.start()
+    assert not manager.gate.is_open
 
 
 def test_provider_config_builds_a_publisher_on_the_embedded_backends(tmp_path: Path) -> None:
@@ -157,3 +167,38 @@ def test_an_unexpected_error_in_a_tick_is_logged_not_raised(
     assert "volume-sync tick failed unexpectedly" in caplog.text
     manager.tick(5.0)  # the next tick runs again
     assert publisher.publish_pending.call_count == 2
+
+
+def _shut_gate(failures: int) -> tuple[BackendGate, FaultyRegistry]:
+    down: list[ScheduleEntry] = [RegistryError("file is not a database")] * failures
+    registry = FaultyRegistry(MemoryRegistry(), faults={"check": down})
+    return BackendGate([("registry", registry)], logging.getLogger("t")), registry
+
+
+def test_provider_with_a_backend_down_holds_requests_until_it_is_back() -> None:
+    gate, _ = _shut_gate(2)  # fails at start and at the first tick
+    publisher = MagicMock(spec=SnapshotPublisher)
+    hold = MagicMock(spec=RequestHold)
+    manager = SyncManager(SyncConfig.parse(PROVIDER), publisher=publisher, gate=gate, hold=hold)
+    manager.start()  # the start goes on
+    publisher.recover.assert_called_once_with()  # local recovery needs no backend
+    manager.tick(0.0)
+    assert hold.hold.call_count == 1 and publisher.publish_pending.call_count == 0
+    manager.tick(2.0)  # re-checked (backoff 2 s) and back
+    hold.release.assert_called_once_with()
+    publisher.publish_pending.assert_called_once()
+    names = [c[0] for c in hold.method_calls]
+    assert names == ["hold", "release"]
+
+
+def test_consumer_with_a_backend_down_starts_the_app_unapplied_and_applies_once_back() -> None:
+    gate, registry = _shut_gate(1)
+    consumer = _consumer_mock()
+    manager = SyncManager(SyncConfig.parse(CONSUMER), consumer=consumer, gate=gate)
+    manager.start()
+    consumer.recover.assert_called_once()  # the journal is resolved before any start
+    consumer.apply_before_first_start.assert_not_called()
+    assert manager.may_start()
+    manager.tick(0.0)
+    consumer.tick.assert_called_once()
+    assert registry.count("check") == 2
