@@ -25,6 +25,9 @@ SMALL_FILE_BYTES: Final = 2 * CHUNK_MAX_BYTES
 PACK_MAGIC: Final = b"CARPACK1"
 PACK_TARGET_BYTES: Final = 16 * MIB
 ZSTD_LEVEL: Final = 3
+# A chunk whose 64 KiB probe compresses to more than 97 % is stored raw unprobed further.
+PROBE_BYTES: Final = 64 * KIB
+INCOMPRESSIBLE_RATIO: Final = 0.97
 
 # --- index -------------------------------------------------------------------------------
 INDEX_FORMAT: Final = "car-chunked-index"

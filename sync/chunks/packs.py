@@ -29,11 +29,31 @@ MAX_FRAME_WINDOW = K.CHUNK_MAX_BYTES
 
 
 def encode_chunk(raw: ChunkData, compressor: zstandard.ZstdCompressor) -> tuple[ChunkData, bool]:
-    """The payload for ``raw``: (zstd frame, True) if that is smaller, else (raw, False)."""
+    """The payload for ``raw``: (zstd frame, True) if that is smaller, else (raw, False).
+
+    A chunk whose probe does not compress (``looks_incompressible``) is kept raw without
+    compressing the rest of it, as borg's ``auto`` mode does: random or already
+    compressed data is common in volumes and zstd spends most of its time failing on it.
+    """
+    if looks_incompressible(raw, compressor):
+        return raw, False
     frame = compressor.compress(raw)
     if len(frame) < len(raw):
         return frame, True
     return raw, False
+
+
+def looks_incompressible(raw: ChunkData, compressor: zstandard.ZstdCompressor) -> bool:
+    """True if two probes (start and middle, 32 KiB each) of a big chunk do not compress.
+
+    Chunks under four probes' size are always compressed in full (cheap anyway).
+    """
+    if len(raw) < 4 * K.PROBE_BYTES:
+        return False
+    view, half = memoryview(raw), K.PROBE_BYTES // 2
+    middle = len(raw) // 2
+    sample = bytes(view[:half]) + bytes(view[middle : middle + half])
+    return len(compressor.compress(sample)) >= K.INCOMPRESSIBLE_RATIO * len(sample)
 
 
 class ChunkDecodeError(ValueError):

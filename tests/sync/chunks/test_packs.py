@@ -99,3 +99,36 @@ def _hex_of(cid: str) -> str:
     from container_apps.stores.cid import sha256_from_cid
 
     return sha256_from_cid(cid) or ""
+
+
+class _SpyCompressor:
+    """Records how many bytes each compress() call was given."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def compress(self, data: bytes) -> bytes:
+        self.seen.append(len(data))
+        return CCTX.compress(data)
+
+
+def test_a_random_chunk_is_kept_raw_after_compressing_only_a_probe() -> None:
+    spy = _SpyCompressor()
+    raw = random_bytes(MiB)
+    payload, compressed = encode_chunk(raw, spy)  # type: ignore[arg-type]
+    assert (bytes(payload), compressed) == (raw, False)
+    assert spy.seen == [K.PROBE_BYTES]
+
+
+def test_a_compressible_chunk_is_compressed_in_full_after_its_probe() -> None:
+    spy = _SpyCompressor()
+    raw = text_bytes(MiB)
+    _, compressed = encode_chunk(raw, spy)  # type: ignore[arg-type]
+    assert compressed and spy.seen == [K.PROBE_BYTES, MiB]
+
+
+def test_small_chunks_are_never_probed() -> None:
+    spy = _SpyCompressor()
+    raw = random_bytes(4 * K.PROBE_BYTES - 1)
+    _, compressed = encode_chunk(raw, spy)  # type: ignore[arg-type]
+    assert not compressed and spy.seen == [len(raw)]
