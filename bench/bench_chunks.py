@@ -14,6 +14,10 @@ interleaved rounds after one warm-up pass (page cache hot for all), best of
   changed (what an incremental capture costs while the app is stopped);
 - ``tar -cf - DIR | zstd -T0 -3 > /dev/null``.
 
+Besides wall time the table shows CPU seconds (user + system, all threads and child
+processes), the figure a busy machine disturbs least: on 2 idle cores a method's wall
+time cannot go below half its CPU time.
+
 The loop volume, its loop device and every temp dir are removed at the end. Needs the
 ``zstd`` command line tool (``apt-get install -y zstd``).
 
@@ -26,6 +30,7 @@ import argparse
 import contextlib
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -97,10 +102,13 @@ def run(data: Path, where: str, size: int, work: Path, shm: Path, args: argparse
     changed = sorted(data.rglob("*.bin"))[len(first.index.entries) // 3]
     methods = methods_for(sources, previous, work, shm, data)
     outputs: dict[str, StagedSnapshot] = {}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
 
     def timed(name: str, fn: Callable[[], StagedSnapshot | None]) -> Callable[[], None]:
         def call() -> None:
+            before = cpu_seconds()
             result = fn()
+            cpu[name].append(cpu_seconds() - before)
             if result is not None:
                 outputs[name] = result
 
@@ -116,8 +124,15 @@ def run(data: Path, where: str, size: int, work: Path, shm: Path, args: argparse
         args.repeat, {n: timed(n, f) for n, f in methods.items()}, before_each=before_each
     )
     best = {name: min(values) for name, values in times.items()}
-    print_table(best, outputs, size, where, args, first)
+    print_table(best, {n: min(v) for n, v in cpu.items()}, outputs, size, where, args, first)
     return 0
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process (all threads) and of its waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def methods_for(
@@ -136,6 +151,7 @@ def methods_for(
 
 def print_table(
     best: dict[str, float],
+    cpu: dict[str, float],
     outputs: dict[str, StagedSnapshot],
     size: int,
     where: str,
@@ -149,22 +165,14 @@ def print_table(
         staged = outputs.get(name)
         read = f"{staged.stats.bytes_read / MiB:.1f}" if staged else f"{mib:.1f}"
         new = f"{staged.stats.stored_bytes_new / MiB:.1f}" if staged else "-"
-        rows.append(
-            [
-                name,
-                f"{seconds:.3f}",
-                f"{mib / seconds:.0f}",
-                f"{reference / seconds:.2f}",
-                read,
-                new,
-            ]
-        )
+        cells = [f"{seconds:.3f}", f"{mib / seconds:.0f}", f"{reference / seconds:.2f}"]
+        rows.append([name, *cells, f"{cpu[name]:.2f}", read, new])
     print(
         f"data: {mib:.0f} MiB in {args.files} files (half random, half text) on {where}, "
         f"{os.cpu_count()} CPUs, best of {args.repeat}; full snapshot stores "
         f"{first.stats.stored_bytes_new / MiB:.1f} MiB in {len(first.pack_paths)} packs"
     )
-    headers = ["method", "seconds", "MiB/s", "x tar|zstd", "MiB read", "MiB stored"]
+    headers = ["method", "seconds", "MiB/s", "x tar|zstd", "CPU s", "MiB read", "MiB stored"]
     print(render_table(headers, rows))
 
 

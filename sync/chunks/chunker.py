@@ -36,9 +36,25 @@ class Chunker:
         small_file_bytes: int = K.SMALL_FILE_BYTES,
     ) -> None:
         self.min_size = min_size
+        self.avg_param = avg_param
         self.max_size = max_size
-        self._small = small_file_bytes
+        self.small_file_bytes = small_file_bytes
         self._cdc = pyfastcdc.FastCDC(avg_param, min_size=min_size, max_size=max_size)
+
+    def copy(self) -> Chunker:
+        """A chunker with the same parameters, for another thread."""
+        return Chunker(
+            min_size=self.min_size,
+            avg_param=self.avg_param,
+            max_size=self.max_size,
+            small_file_bytes=self.small_file_bytes,
+        )
+
+    def cut(self, data: bytes) -> Iterator[memoryview]:
+        """The chunks of a whole file already in memory, as views of ``data``."""
+        if data:
+            for chunk in self._cdc.cut_buf(data):
+                yield chunk.data
 
     def split(self, handle: BinaryIO, size_hint: int) -> Iterator[ChunkData]:
         """Yield the chunks of everything left in ``handle``, in order.
@@ -54,11 +70,9 @@ class Chunker:
                 stream is read whole and cut in memory (no 16 MiB window to allocate
                 per small file); bigger ones are streamed.
         """
-        if size_hint <= self._small:
+        if size_hint <= self.small_file_bytes:
             data = handle.read(size_hint + 1)  # one byte more reveals a file that grew
-            if data:
-                for chunk in self._cdc.cut_buf(data):
-                    yield chunk.data  # a view of ``data``, which nothing mutates
+            yield from self.cut(data)  # views of ``data``, which nothing mutates
             if len(data) > size_hint:
                 yield from self._stream(handle)
             return

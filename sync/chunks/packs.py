@@ -14,13 +14,14 @@ its app is stopped and uploads after the restart); a finished pack is renamed to
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
 from ...stores.cid import cid_from_sha256
+from ..archive_sink import HashingSink
 from . import constants as K
 from .ids import ChunkData
 
@@ -97,8 +98,10 @@ class PackSlot:
 class PackWriter:
     """Appends payloads to packs in ``directory``, starting a new one past ``target``.
 
-    Call ``finish()`` to close the last pack, or ``abort()`` to remove every pack this
-    writer made (a failed capture leaves nothing to upload).
+    Each pack is written and hashed on a writer thread (``HashingSink``, as tar archives
+    are), so the capture thread only hands payloads over. Call ``finish()`` to close the
+    last pack, or ``abort()`` to remove every pack this writer made (a failed capture
+    leaves nothing to upload).
     """
 
     def __init__(self, directory: Path, *, target_bytes: int = K.PACK_TARGET_BYTES) -> None:
@@ -107,35 +110,37 @@ class PackWriter:
         self._target = target_bytes
         self._count = 0
         self._slot: PackSlot | None = None
-        self._handle: int | None = None
+        self._handle: BinaryIO | None = None
+        self._sink: HashingSink | None = None
         self._tmp: Path | None = None
-        self._hash = hashlib.sha256()
-        self._size = 0
         self.finished: list[Path] = []
         self.stored_bytes = 0
 
     def append(self, payload: ChunkData) -> tuple[PackSlot, int]:
-        """Write ``payload`` to the current pack; return (its pack, its offset)."""
-        if self._slot is None:
+        """Queue ``payload`` for the current pack; return (its pack, its offset)."""
+        if self._sink is None:
             self._open()
-        assert self._slot is not None and self._handle is not None
-        slot, offset = self._slot, self._size
-        self._write(payload)
+        assert self._slot is not None and self._sink is not None
+        slot, offset = self._slot, self._sink.size
+        self._sink.write(payload)
         self.stored_bytes += len(payload)
-        if self._size >= self._target:
+        if self._sink.size >= self._target:
             self._close()
         return slot, offset
 
     def finish(self) -> list[Path]:
         """Close the current pack; return every finished pack file (named by CID)."""
-        if self._slot is not None:
+        if self._sink is not None:
             self._close()
         return list(self.finished)
 
     def abort(self) -> None:
         """Remove the pack being written and every finished one; safe to call twice."""
+        if self._sink is not None:
+            self._sink.close(discard=True)
+            self._sink = None
         if self._handle is not None:
-            os.close(self._handle)
+            self._handle.close()
             self._handle = None
         for path in [*self.finished, *([self._tmp] if self._tmp else [])]:
             with contextlib.suppress(FileNotFoundError):
@@ -147,29 +152,21 @@ class PackWriter:
         self._count += 1
         self._slot = PackSlot(self._count)
         self._tmp = self.directory / f".pack-{os.getpid()}-{self._count}.tmp"
-        self._handle = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        self._hash = hashlib.sha256()
-        self._size = 0
-        self._write(K.PACK_MAGIC)
-
-    def _write(self, data: ChunkData) -> None:
-        assert self._handle is not None
-        view = memoryview(data)
-        while view:
-            written = os.write(self._handle, view)
-            view = view[written:]
-        self._hash.update(data)
-        self._size += len(data)
+        self._handle = open(self._tmp, "wb")  # noqa: SIM115 - closed in _close/abort
+        self._sink = HashingSink(self._handle, None)
+        self._sink.write(K.PACK_MAGIC)
 
     def _close(self) -> None:
-        assert self._slot is not None and self._handle is not None and self._tmp is not None
-        os.close(self._handle)
-        self._handle = None
-        cid = cid_from_sha256(self._hash.digest())
+        assert self._slot is not None and self._sink is not None and self._handle is not None
+        assert self._tmp is not None
+        self._sink.flush()
+        self._sink.close()
+        self._handle.close()
+        cid = cid_from_sha256(bytes.fromhex(self._sink.hexdigest()))
         final = self.directory / cid
         # No fsync: staging is runner-private and a crashed capture is redone; the
         # store makes the uploaded pack durable.
         os.replace(self._tmp, final)
         self._slot.cid = cid
         self.finished.append(final)
-        self._slot, self._tmp = None, None
+        self._slot, self._tmp, self._sink, self._handle = None, None, None, None

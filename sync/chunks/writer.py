@@ -4,10 +4,13 @@ Per file: if its size, mtime_ns, ctime_ns and inode equal the provider's facts a
 the previous index, its chunk list is reused without reading it; otherwise it is read,
 cut into chunks (``chunker.py``), and each chunk is hashed and, unless its digest is
 already stored (``known``) or was met earlier in this capture, compressed and appended
-to a new pack (``packs.py``). Hashing and compressing run on a pool of two threads
-(sha256 and zstd release the GIL) while this thread reads, cuts and writes packs; a
-bounded window of chunks in flight keeps memory flat in file size, and results are
-taken in order so each file's chunks stay adjacent in its pack.
+to a new pack (``packs.py``). The work runs on a pool of two threads (the chunker's cut,
+sha256 and zstd all release the GIL): a file of up to 16 MiB is read whole by this
+thread and cut, hashed and compressed on the pool; a bigger one is cut here as it
+streams in and its chunks are hashed and compressed on the pool. Packs are written and
+hashed on their own writer thread. A bounded window of bytes in flight keeps memory flat
+in file size, and results are taken in order so each file's chunks stay adjacent in its
+pack.
 
 The output is a ``StagedSnapshot`` (``staged.py``); nothing touches the store here.
 """
@@ -19,10 +22,11 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
@@ -155,7 +159,9 @@ class _Capture:
         self._packs = PackWriter(writer.staging_dir / "packs", target_bytes=writer._pack_target)
         self._pool = ThreadPoolExecutor(writer._threads, thread_name_prefix="chunk")
         self._local = threading.local()
-        self._queue: collections.deque[tuple[_EntryBuilder, Future[_Encoded]]] = collections.deque()
+        self._queue: collections.deque[tuple[_EntryBuilder, Future[list[_Encoded]]]] = (
+            collections.deque()
+        )
         self._queued_bytes = 0
         self._entries: list[_EntryBuilder] = []
         self._facts: dict[str, FileFacts] = {}
@@ -217,8 +223,7 @@ class _Capture:
             )
             self._entries.append(builder)
             try:
-                for data in self._w._chunker.split(handle, st.st_size):
-                    self._submit(builder, data)
+                self._read_content(handle, st.st_size, builder)
             except OSError as exc:
                 raise archive_build_error(
                     f"path {container!r} cannot be read ({exc.strerror})"
@@ -229,13 +234,39 @@ class _Capture:
         self._counts["files_read"] += 1
         self._counts["bytes_read"] += builder.size
 
+    def _read_content(self, handle: BinaryIO, size: int, builder: _EntryBuilder) -> None:
+        chunker = self._w._chunker
+        if size > chunker.small_file_bytes:
+            for data in chunker.split(handle, size):
+                self._submit(builder, len(data), self._encode_chunk, data)
+            return
+        data = handle.read(size + 1)  # one byte more reveals a file that grew
+        if data:
+            self._submit(builder, len(data), self._encode_file, data)
+
     # --- chunks -----------------------------------------------------------------------
-    def _submit(self, builder: _EntryBuilder, data: ChunkData) -> None:
-        builder.size += len(data)
-        while self._queue and self._queued_bytes + len(data) > IN_FLIGHT_BYTES:
+    def _submit(
+        self,
+        builder: _EntryBuilder,
+        size: int,
+        task: Callable[[ChunkData], list[_Encoded]],
+        data: ChunkData,
+    ) -> None:
+        builder.size += size
+        while self._queue and self._queued_bytes + size > IN_FLIGHT_BYTES:
             self._take_oldest()
-        self._queue.append((builder, self._pool.submit(self._encode, data)))
-        self._queued_bytes += len(data)
+        self._queue.append((builder, self._pool.submit(task, data)))
+        self._queued_bytes += size
+
+    def _encode_file(self, data: ChunkData) -> list[_Encoded]:
+        """On a pool thread: cut a whole small file, then encode each chunk."""
+        chunker = getattr(self._local, "chunker", None)
+        if chunker is None:
+            chunker = self._local.chunker = self._w._chunker.copy()
+        return [self._encode(chunk) for chunk in chunker.cut(bytes(data))]
+
+    def _encode_chunk(self, data: ChunkData) -> list[_Encoded]:
+        return [self._encode(data)]
 
     def _encode(self, data: ChunkData) -> _Encoded:
         """On a pool thread: the digest, and the payload if the chunk is new."""
@@ -250,23 +281,27 @@ class _Capture:
 
     def _take_oldest(self) -> None:
         builder, future = self._queue.popleft()
-        done = future.result()
-        self._queued_bytes -= done.raw_length
+        for done in future.result():
+            self._queued_bytes -= done.raw_length
+            builder.refs.append(self._place(done))
+
+    def _place(self, done: _Encoded) -> ChunkRef | _Pending:
+        """The stored copy of a chunk: a known one, or a new one appended to a pack."""
         ref: ChunkRef | _Pending | None = self._stored.get(done.digest) or self._new.get(
             done.digest
         )
         if ref is not None:
             self._counts["chunks_known"] += 1
-        else:
-            assert done.payload is not None  # _encode saw neither map, and they only grow
-            slot, offset = self._packs.append(done.payload)
-            ref = _Pending(
-                slot, offset, len(done.payload), done.raw_length, done.digest, done.compressed
-            )
-            self._new[done.digest] = ref
-            self._counts["chunks_new"] += 1
-            self._counts["bytes_new"] += done.raw_length
-        builder.refs.append(ref)
+            return ref
+        assert done.payload is not None  # _encode saw neither map, and they only grow
+        slot, offset = self._packs.append(done.payload)
+        pending = _Pending(
+            slot, offset, len(done.payload), done.raw_length, done.digest, done.compressed
+        )
+        self._new[done.digest] = pending
+        self._counts["chunks_new"] += 1
+        self._counts["bytes_new"] += done.raw_length
+        return pending
 
     # --- result -----------------------------------------------------------------------
     def finish(self, roots: tuple[str, ...], started: float) -> StagedSnapshot:
