@@ -117,9 +117,10 @@ class ChunkedSnapshotWriter:
 
         Args:
             sources: the request's paths, as ``build_archive`` takes them.
-            previous: the last published snapshot; None makes a full capture.
-            known: chunks already in the store from other kept indexes (the previous
-                index's chunks are added automatically).
+            previous: the last published snapshot; None (or one whose chunk ids are
+                computed another way) makes a full capture.
+            known: chunks already in the store from other kept indexes with the same
+                ``chunk_hash`` (the previous index's chunks are added automatically).
 
         Raises:
             SyncError: stage ``archive_build``; a link or special file, a path that
@@ -128,6 +129,9 @@ class ChunkedSnapshotWriter:
         """
         started = time.monotonic()
         stored = dict(known or {})
+        if previous is not None and previous.index.chunk_hash != self._ids.name:
+            # Its chunk ids mean something else (a key or hash change): reuse nothing.
+            previous = None
         if previous is not None:
             for digest, ref in known_chunks([previous.index]).items():
                 stored.setdefault(digest, ref)

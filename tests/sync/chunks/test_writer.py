@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from container_apps.sync.chunks.index import known_chunks
 from container_apps.sync.chunks.index_parse import parse_index
 from container_apps.sync.chunks.staged import PreviousSnapshot, StagedSnapshot
 from container_apps.sync.paths import ResolvedPath
+from pytest_mock import MockerFixture
 
 from .chunk_helpers import MiB, make_tree, random_bytes, sources, volume, writer
 
@@ -237,3 +239,35 @@ def test_nested_sources_are_walked_once(tmp_path: Path) -> None:
     staged = writer(tmp_path).write(srcs)
     assert [e.path for e in staged.index.entries] == ["app/data", "app/data/sub", "app/data/sub/f"]
     assert staged.index.roots == ("app/data",)
+
+
+@pytest.mark.parametrize("size", [1000, 20 * MiB])
+def test_a_file_that_grows_while_read_fails_the_capture(
+    tmp_path: Path, mocker: MockerFixture, size: int
+) -> None:
+    root = volume(tmp_path)
+    (root / "grows").write_bytes(random_bytes(size))
+    real_fstat = os.fstat
+
+    def smaller(fd: int) -> os.stat_result:  # as if the file grew after fstat
+        st = real_fstat(fd)
+        fields = list(st[:10])
+        fields[6] = st.st_size - 1
+        return os.stat_result(fields)
+
+    mocker.patch("container_apps.sync.chunks.writer.os.fstat", side_effect=smaller)
+    with pytest.raises(SyncError) as info:
+        capture(tmp_path, root)
+    assert "'/app/data/grows' changed while it was read" in str(info.value)
+    assert list((tmp_path / "s1" / "packs").iterdir()) == []
+
+
+def test_a_previous_index_with_other_chunk_ids_is_not_reused(tmp_path: Path) -> None:
+    root = volume(tmp_path)
+    make_tree(root)
+    first = capture(tmp_path, root)
+    other = replace(first.index, chunk_hash="hmac-sha256")
+    previous = PreviousSnapshot(first.index_cid, other, first.facts)
+    second = writer(tmp_path, "s2").write(sources(root), previous)
+    assert (second.stats.files_reused, second.stats.chunks_known) == (0, 0)
+    assert second.pack_paths
