@@ -14,14 +14,15 @@ its app is stopped and uploads after the restart); a finished pack is renamed to
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import mmap
 import os
+from concurrent.futures import Executor, Future
 from pathlib import Path
-from typing import BinaryIO
 
 import zstandard
 
 from ...stores.cid import cid_from_sha256
-from ..archive_sink import HashingSink
 from . import constants as K
 from .ids import ChunkData
 
@@ -98,53 +99,76 @@ class PackSlot:
 class PackWriter:
     """Appends payloads to packs in ``directory``, starting a new one past ``target``.
 
-    Each pack is written and hashed on a writer thread (``HashingSink``, as tar archives
-    are), so the capture thread only hands payloads over. Call ``finish()`` to close the
-    last pack, or ``abort()`` to remove every pack this writer made (a failed capture
-    leaves nothing to upload).
+    Payloads are written as they come; a pack's CID (a SHA-256 of the whole file) is
+    computed once the pack is complete, in one call over the file mapped in memory, on
+    ``executor`` when given (the capture's pool), so the capture thread neither hashes
+    nor waits for many small hand-overs between threads. ``finish()`` waits for those
+    hashes and renames each pack to its CID; ``abort()`` removes every pack this writer
+    made (a failed capture leaves nothing to upload).
     """
 
-    def __init__(self, directory: Path, *, target_bytes: int = K.PACK_TARGET_BYTES) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        target_bytes: int = K.PACK_TARGET_BYTES,
+        executor: Executor | None = None,
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._target = target_bytes
+        self._executor = executor
         self._count = 0
         self._slot: PackSlot | None = None
-        self._handle: BinaryIO | None = None
-        self._sink: HashingSink | None = None
+        self._fd: int | None = None
         self._tmp: Path | None = None
+        self._size = 0
+        self._hashing: list[tuple[PackSlot, Path, Future[str]]] = []
         self.finished: list[Path] = []
         self.stored_bytes = 0
 
     def append(self, payload: ChunkData) -> tuple[PackSlot, int]:
-        """Queue ``payload`` for the current pack; return (its pack, its offset)."""
-        if self._sink is None:
+        """Write ``payload`` to the current pack; return (its pack, its offset)."""
+        if self._slot is None:
             self._open()
-        assert self._slot is not None and self._sink is not None
-        slot, offset = self._slot, self._sink.size
-        self._sink.write(payload)
+        assert self._slot is not None
+        slot, offset = self._slot, self._size
+        self._write(payload)
         self.stored_bytes += len(payload)
-        if self._sink.size >= self._target:
+        if self._size >= self._target:
             self._close()
         return slot, offset
 
     def finish(self) -> list[Path]:
         """Close the current pack; return every finished pack file (named by CID)."""
-        if self._sink is not None:
+        if self._slot is not None:
             self._close()
+        for slot, tmp, digest in self._hashing:
+            cid = cid_from_sha256(bytes.fromhex(digest.result()))
+            final = self.directory / cid
+            # No fsync: staging is runner-private and a crashed capture is redone; the
+            # store makes the uploaded pack durable.
+            os.replace(tmp, final)
+            slot.cid = cid
+            self.finished.append(final)
+        self._hashing.clear()
         return list(self.finished)
 
     def abort(self) -> None:
         """Remove the pack being written and every finished one; safe to call twice."""
-        if self._sink is not None:
-            self._sink.close(discard=True)
-            self._sink = None
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-        for path in [*self.finished, *([self._tmp] if self._tmp else [])]:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        leftovers = [self._tmp] if self._tmp is not None else []
+        for _, tmp, digest in self._hashing:
+            digest.cancel()
+            with contextlib.suppress(Exception):
+                digest.result()
+            leftovers.append(tmp)
+        for path in [*self.finished, *leftovers]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+        self._hashing.clear()
         self.finished.clear()
         self._slot, self._tmp = None, None
 
@@ -152,21 +176,32 @@ class PackWriter:
         self._count += 1
         self._slot = PackSlot(self._count)
         self._tmp = self.directory / f".pack-{os.getpid()}-{self._count}.tmp"
-        self._handle = open(self._tmp, "wb")  # noqa: SIM115 - closed in _close/abort
-        self._sink = HashingSink(self._handle, None)
-        self._sink.write(K.PACK_MAGIC)
+        self._fd = os.open(self._tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        self._size = 0
+        self._write(K.PACK_MAGIC)
+
+    def _write(self, data: ChunkData) -> None:
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._size += len(data)
 
     def _close(self) -> None:
-        assert self._slot is not None and self._sink is not None and self._handle is not None
-        assert self._tmp is not None
-        self._sink.flush()
-        self._sink.close()
-        self._handle.close()
-        cid = cid_from_sha256(bytes.fromhex(self._sink.hexdigest()))
-        final = self.directory / cid
-        # No fsync: staging is runner-private and a crashed capture is redone; the
-        # store makes the uploaded pack durable.
-        os.replace(self._tmp, final)
-        self._slot.cid = cid
-        self.finished.append(final)
-        self._slot, self._tmp, self._sink, self._handle = None, None, None, None
+        assert self._slot is not None and self._fd is not None and self._tmp is not None
+        os.close(self._fd)
+        self._fd = None
+        tmp = self._tmp
+        if self._executor is not None:
+            digest = self._executor.submit(_sha256_of_file, tmp)
+        else:
+            digest = Future()
+            digest.set_result(_sha256_of_file(tmp))
+        self._hashing.append((self._slot, tmp, digest))
+        self._slot, self._tmp = None, None
+
+
+def _sha256_of_file(path: Path) -> str:
+    """SHA-256 of a whole file in one call (the GIL is released while it hashes)."""
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        return hashlib.sha256(m).hexdigest()

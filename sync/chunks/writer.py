@@ -5,10 +5,10 @@ the previous index, its chunk list is reused without reading it; otherwise it is
 cut into chunks (``chunker.py``), and each chunk is hashed and, unless its digest is
 already stored (``known``) or was met earlier in this capture, compressed and appended
 to a new pack (``packs.py``). The work runs on a pool of two threads (the chunker's cut,
-sha256 and zstd all release the GIL): a file of up to 16 MiB is read whole by this
-thread and cut, hashed and compressed on the pool; a bigger one is cut here as it
-streams in and its chunks are hashed and compressed on the pool. Packs are written and
-hashed on their own writer thread. A bounded window of bytes in flight keeps memory flat
+sha256, zstd and file reads all release the GIL): a file of up to 16 MiB is read, cut,
+hashed and compressed by one pool task; a bigger one is cut by this thread as it streams
+in and its chunks are hashed and compressed on the pool. Packs are written and
+hashed on the pool once complete. A bounded window of bytes in flight keeps memory flat
 in file size, and results are taken in order so each file's chunks stay adjacent in its
 pack.
 
@@ -18,11 +18,13 @@ The output is a ``StagedSnapshot`` (``staged.py``); nothing touches the store he
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import BinaryIO
 
 import zstandard
 
+from ...errors import SyncError
 from ..archive_sink import archive_build_error
 from ..paths import ResolvedPath
 from . import constants as K
@@ -160,8 +163,10 @@ class _Capture:
         if previous is not None and facts is not None:
             self._prev_facts = facts.files
             self._prev_files = {e.path: e for e in previous.index.files()}
-        self._packs = PackWriter(writer.staging_dir / "packs", target_bytes=writer._pack_target)
         self._pool = ThreadPoolExecutor(writer._threads, thread_name_prefix="chunk")
+        self._packs = PackWriter(
+            writer.staging_dir / "packs", target_bytes=writer._pack_target, executor=self._pool
+        )
         self._local = threading.local()
         self._queue: collections.deque[tuple[_EntryBuilder, Future[list[_Encoded]]]] = (
             collections.deque()
@@ -178,9 +183,9 @@ class _Capture:
     def __exit__(self, *exc: object) -> None:
         for _, future in self._queue:
             future.cancel()
-        self._pool.shutdown(wait=True)
         if not self._done:
             self._packs.abort()
+        self._pool.shutdown(wait=True)
 
     # --- entries ----------------------------------------------------------------------
     def add(self, item: WalkItem) -> None:
@@ -209,65 +214,45 @@ class _Capture:
         self._counts["files_reused"] += 1
 
     def _read(self, item: WalkItem) -> None:
-        container = "/" + item.path
-        try:
-            fd = os.open(item.host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError as exc:
-            raise archive_build_error(
-                f"path {container!r} cannot be read ({exc.strerror})"
-            ) from None
-        with os.fdopen(fd, "rb") as handle:
-            st = os.fstat(fd)
-            if (st.st_dev, st.st_ino) != (item.st.st_dev, item.st.st_ino) or not stat.S_ISREG(
-                st.st_mode
-            ):
-                raise archive_build_error(f"path {container!r} changed while it was read")
-            builder = _EntryBuilder(
-                item.path, K.ENTRY_FILE, stat.S_IMODE(st.st_mode), st.st_mtime_ns
-            )
-            self._entries.append(builder)
-            try:
-                self._read_content(handle, st.st_size, builder)
-            except OSError as exc:
-                raise archive_build_error(
-                    f"path {container!r} cannot be read ({exc.strerror})"
-                ) from None
-        if builder.size != st.st_size:
-            raise archive_build_error(f"path {container!r} changed while it was read")
+        st = item.st
+        builder = _EntryBuilder(item.path, K.ENTRY_FILE, stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+        self._entries.append(builder)
+        if st.st_size > self._w._chunker.small_file_bytes:
+            self._stream(item, builder)
+        elif st.st_size:
+            self._submit(builder, st.st_size, functools.partial(self._encode_file, item))
         self._facts[item.path] = FileFacts.of(st)
         self._counts["files_read"] += 1
-        self._counts["bytes_read"] += builder.size
+        self._counts["bytes_read"] += st.st_size
 
-    def _read_content(self, handle: BinaryIO, size: int, builder: _EntryBuilder) -> None:
-        chunker = self._w._chunker
-        if size > chunker.small_file_bytes:
-            for data in chunker.split(handle, size):
-                self._submit(builder, len(data), self._encode_chunk, data)
-            return
-        data = handle.read(size + 1)  # one byte more reveals a file that grew
-        if data:
-            self._submit(builder, len(data), self._encode_file, data)
+    def _stream(self, item: WalkItem, builder: _EntryBuilder) -> None:
+        """A big file: cut here as it streams in; its chunks are encoded on the pool."""
+        with _open_unchanged(item) as handle:
+            for data in self._w._chunker.split(handle, item.st.st_size):
+                self._submit(builder, len(data), functools.partial(self._encode_chunk, data))
+        if builder.size != item.st.st_size:
+            raise _changed(item)
 
     # --- chunks -----------------------------------------------------------------------
     def _submit(
-        self,
-        builder: _EntryBuilder,
-        size: int,
-        task: Callable[[ChunkData], list[_Encoded]],
-        data: ChunkData,
+        self, builder: _EntryBuilder, size: int, task: Callable[[], list[_Encoded]]
     ) -> None:
         builder.size += size
         while self._queue and self._queued_bytes + size > IN_FLIGHT_BYTES:
             self._take_oldest()
-        self._queue.append((builder, self._pool.submit(task, data)))
+        self._queue.append((builder, self._pool.submit(task)))
         self._queued_bytes += size
 
-    def _encode_file(self, data: ChunkData) -> list[_Encoded]:
-        """On a pool thread: cut a whole small file, then encode each chunk."""
+    def _encode_file(self, item: WalkItem) -> list[_Encoded]:
+        """On a pool thread: read a small file whole, cut it, encode each chunk."""
+        with _open_unchanged(item) as handle:
+            data = handle.read(item.st.st_size + 1)  # one byte more reveals a file that grew
+        if len(data) != item.st.st_size:
+            raise _changed(item)
         chunker = getattr(self._local, "chunker", None)
         if chunker is None:
             chunker = self._local.chunker = self._w._chunker.copy()
-        return [self._encode(chunk) for chunk in chunker.cut(bytes(data))]
+        return [self._encode(chunk) for chunk in chunker.cut(data)]
 
     def _encode_chunk(self, data: ChunkData) -> list[_Encoded]:
         return [self._encode(data)]
@@ -328,6 +313,40 @@ class _Capture:
         return StagedSnapshot(
             index, cid, index_path, tuple(pack_paths), SourceFacts(cid, self._facts), stats
         )
+
+
+@contextlib.contextmanager
+def _open_unchanged(item: WalkItem) -> Iterator[BinaryIO]:
+    """Open the walked file without following links, as long as it is still that file.
+
+    Raises:
+        SyncError: stage ``archive_build``; it cannot be read, or it was replaced.
+    """
+    try:
+        fd = os.open(item.host, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise archive_build_error(
+            f"path {'/' + item.path!r} cannot be read ({exc.strerror})"
+        ) from None
+    with os.fdopen(fd, "rb") as handle:
+        st = os.fstat(fd)
+        same = (st.st_dev, st.st_ino, st.st_size) == (
+            item.st.st_dev,
+            item.st.st_ino,
+            item.st.st_size,
+        )
+        if not (same and stat.S_ISREG(st.st_mode)):
+            raise _changed(item)
+        try:
+            yield handle
+        except OSError as exc:
+            raise archive_build_error(
+                f"path {'/' + item.path!r} cannot be read ({exc.strerror})"
+            ) from None
+
+
+def _changed(item: WalkItem) -> SyncError:
+    return archive_build_error(f"path {'/' + item.path!r} changed while it was read")
 
 
 _COUNTED = (

@@ -132,3 +132,28 @@ def test_small_chunks_are_never_probed() -> None:
     raw = random_bytes(4 * K.PROBE_BYTES - 1)
     _, compressed = encode_chunk(raw, spy)  # type: ignore[arg-type]
     assert not compressed and spy.seen == [len(raw)]
+
+
+def test_packs_hashed_on_an_executor_get_the_same_cids(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        packs = PackWriter(tmp_path / "pool", target_bytes=100, executor=pool)
+        slots = [packs.append(bytes([n]) * 60)[0] for n in range(5)]
+        paths = packs.finish()
+    inline = PackWriter(tmp_path / "inline", target_bytes=100)
+    for n in range(5):
+        inline.append(bytes([n]) * 60)
+    assert [p.name for p in paths] == [p.name for p in inline.finish()]
+    assert all(s.cid is not None for s in slots)
+
+
+def test_abort_while_packs_are_being_hashed_removes_them(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        packs = PackWriter(tmp_path / "packs", target_bytes=100, executor=pool)
+        for n in range(4):
+            packs.append(bytes([n]) * 60)
+        packs.abort()
+    assert list((tmp_path / "packs").iterdir()) == []
