@@ -7,7 +7,7 @@ insertion and leaves the rest of the file's chunks unchanged; they restart at ea
 
 Chosen by measurement (pyproject.toml has the figures): among the maintained FastCDC
 packages with a compiled cp311 wheel it is the fastest and the only one that streams.
-Pure Python is about 100x too slow.
+Pure-Python FastCDC runs at 2-2.5 MiB/s here, several hundred times slower.
 """
 
 from __future__ import annotations
