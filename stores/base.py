@@ -10,6 +10,11 @@ Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
   ``BlobCorrupt``.
 - ``get(..., max_bytes=N)`` refuses a blob bigger than N with ``BlobTooLarge`` before
   transferring it (a record cannot make a consumer fill its disk), deleting nothing.
+- ``get_range(cid, offset, length)`` returns exactly ``length`` bytes starting at
+  ``offset`` without keeping a local copy (file seek, S3 ranged GET); it does not verify
+  them (a part cannot be checked against the whole blob's id): the caller checks what it
+  reads, as chunked snapshots do with each chunk's digest. An unknown id raises
+  ``BlobNotFound``; a range reaching past the end raises ``StoreError``, never short data.
 - ``delete()`` of an unknown id is a no-op (retirement may race with itself).
 - Transient failures raise ``StoreUnavailable``; backends never retry themselves
   (``stores/retrying.py`` does).
@@ -60,6 +65,19 @@ class BlobStore(Protocol):
             BlobNotFound: no such blob.
             BlobCorrupt: bytes do not match the id / ``sha256``; the copy was deleted.
             BlobTooLarge: the blob is bigger than ``max_bytes``; nothing was transferred.
+            StoreUnavailable: transient failure.
+        """
+        ...
+
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        """Return ``length`` bytes of ``cid`` from ``offset`` on, unverified.
+
+        Callers bound ``length`` (memory) and verify the bytes themselves.
+
+        Raises:
+            BlobNotFound: no such blob.
+            StoreError: invalid id, ``offset < 0``, ``length < 1``, or the range reaches
+                past the end of the blob.
             StoreUnavailable: transient failure.
         """
         ...

@@ -52,6 +52,10 @@ class LazyStore:
         """See ``BlobStore.get``."""
         return self.opened().get(cid, sha256=sha256, max_bytes=max_bytes, progress=progress)
 
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        """See ``BlobStore.get_range``."""
+        return self.opened().get_range(cid, offset, length)
+
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         """See ``BlobStore.delete``."""
         self.opened().delete(cid, remote=remote, local=local)

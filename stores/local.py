@@ -22,6 +22,7 @@ from ..fsutil import fsync_dir
 from .base import Progress
 from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_or_delete
 from .cid import cid_from_sha256
+from .ranges import check_range, past_end
 
 URL_KEY = "STORAGE.BLOBS"
 EXAMPLE_URL = "file:///var/lib/car/shared/blobs"
@@ -124,6 +125,27 @@ class FileBlobStore:
             raise StoreError(f"get of {cid} from {self.describe()} failed: {exc}") from exc
         return path
 
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the stored file from ``offset`` (seek + read, no copy).
+
+        Raises:
+            BlobNotFound: no such blob.
+            StoreError: invalid id or range, a range past the end, or a read error.
+        """
+        check_range(cid, offset, length)
+        try:
+            fd = os.open(self.directory / cid, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError as exc:
+            raise BlobNotFound(cid) from exc
+        except OSError as exc:
+            raise StoreError(f"get_range of {cid} from {self.describe()} failed: {exc}") from exc
+        try:
+            return _pread_exactly(fd, cid, offset, length)
+        except OSError as exc:
+            raise StoreError(f"get_range of {cid} from {self.describe()} failed: {exc}") from exc
+        finally:
+            os.close(fd)
+
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         """Remove the blob when ``remote``; ``local`` is a no-op (the file is shared).
 
@@ -152,3 +174,19 @@ class FileBlobStore:
     def describe(self) -> str:
         """``file://<dir>`` (there are no secrets in a path)."""
         return f"file://{self.directory}"
+
+
+def _pread_exactly(fd: int, cid: str, offset: int, length: int) -> bytes:
+    """Read ``length`` bytes at ``offset``; a short file is a past-the-end error."""
+    size = os.fstat(fd).st_size
+    if offset + length > size:
+        raise past_end(cid, offset, length, size)
+    parts: list[bytes] = []
+    done = 0
+    while done < length:
+        part = os.pread(fd, length - done, offset + done)
+        if not part:  # the file shrank after fstat (a concurrent heal of a bad copy)
+            raise past_end(cid, offset, length, offset + done)
+        parts.append(part)
+        done += len(part)
+    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -21,6 +21,7 @@ from ..fsutil import atomic_write_bytes
 from .base import Progress
 from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
 from .cid import cid_from_sha256
+from .ranges import check_range, past_end
 
 
 class MemoryBlobStore:
@@ -78,6 +79,22 @@ class MemoryBlobStore:
         atomic_write_bytes(dest, data)
         verify_or_delete(dest, cid, expected, progress)
         return dest
+
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of ``cid`` from ``offset`` (see ``BlobStore.get_range``).
+
+        Raises:
+            BlobNotFound: no such blob.
+            StoreError: invalid id or range, or a range past the end.
+        """
+        check_range(cid, offset, length)
+        with self._lock:
+            data = self._blobs.get(cid)
+        if data is None:
+            raise BlobNotFound(cid)
+        if offset + length > len(data):
+            raise past_end(cid, offset, length, len(data))
+        return data[offset : offset + length]
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         """Forget the blob (``remote``) and/or remove the local copy (``local``)."""

@@ -96,6 +96,10 @@ class ProgressStore:
         with _reporter(f"download {cid[:16]}", self._tty(), self._log) as report:
             return self.inner.get(cid, sha256=sha256, max_bytes=max_bytes, progress=report)
 
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        # Ranges are small (a few MiB at most); their callers report progress per file.
+        return self.inner.get_range(cid, offset, length)
+
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         self.inner.delete(cid, remote=remote, local=local)
 

@@ -44,6 +44,13 @@ class RetryingStore:
             what=f"get {cid} from {self.describe()}",
         )
 
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        """``inner.get_range`` with retries (see ``BlobStore.get_range``)."""
+        return self.policy.call(
+            lambda: self.inner.get_range(cid, offset, length),
+            what=f"get_range {cid} from {self.describe()}",
+        )
+
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         """``inner.delete`` with retries (see ``BlobStore.delete``)."""
         self.policy.call(

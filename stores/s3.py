@@ -37,6 +37,7 @@ from ..errors import BlobNotFound, ConfigError, StoreError, StoreUnavailable
 from .base import Progress
 from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
 from .cid import cid_from_sha256, sha256_file
+from .ranges import check_range, past_end
 
 URL_KEY = "STORAGE.BLOBS"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -53,6 +54,7 @@ _CREDENTIALS = frozenset(
     {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
 )
 _THROTTLED = frozenset({"SlowDown", "Throttling", "RequestTimeout", "ServiceUnavailable"})
+_RANGE_PAST_END = frozenset({"InvalidRange", "416", "RequestedRangeNotSatisfiable"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,48 @@ class S3BlobStore:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._translate(exc, "get", cid) from exc
 
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of the object from ``offset``: one ranged GET, nothing cached.
+
+        Raises:
+            BlobNotFound: no such object.
+            StoreError: invalid id or range, a range past the end, credentials, bucket.
+            StoreUnavailable: transient failure, including a body cut off mid-read.
+        """
+        check_range(cid, offset, length)
+        try:
+            reply = self._client.get_object(
+                Bucket=self.config.bucket,
+                Key=self.key_for(cid),
+                Range=f"bytes={offset}-{offset + length - 1}",
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _error_code(exc) in _RANGE_PAST_END:
+                raise past_end(cid, offset, length, None) from exc
+            raise self._translate(exc, "get_range", cid) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._translate(exc, "get_range", cid) from exc
+        return self._read_range_body(reply, cid, offset, length)
+
+    def _read_range_body(self, reply: Any, cid: str, offset: int, length: int) -> bytes:
+        """The body of a ranged GET, exactly ``length`` bytes or an error."""
+        try:
+            data = bytes(reply["Body"].read(length + 1))
+        except botocore.exceptions.BotoCoreError as exc:  # the connection broke mid-body
+            raise StoreUnavailable(
+                f"S3 get_range of {cid} at {self.describe()}: body cut off ({exc})"
+            ) from exc
+        finally:
+            reply["Body"].close()
+        if len(data) == length:
+            return data
+        total = _range_total(str(reply.get("ContentRange", "")))
+        if total is not None and offset + length > total:
+            raise past_end(cid, offset, length, total)
+        raise StoreUnavailable(
+            f"S3 get_range of {cid} at {self.describe()}: got {len(data)} of {length} bytes"
+        )
+
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
         """Delete the object (``remote``) and/or the cached copy (``local``); missing = no-op.
 
@@ -298,6 +342,16 @@ class S3BlobStore:
                 hint="check endpoint_url and that the S3 service is running",
             )
         return StoreError(f"{where} failed: {exc}")
+
+
+def _error_code(exc: botocore.exceptions.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _range_total(content_range: str) -> int | None:
+    """The total size in a ``Content-Range: bytes a-b/total`` header, if it has one."""
+    _, _, total = content_range.rpartition("/")
+    return int(total) if total.isdigit() else None
 
 
 def _translate_client_error(

@@ -75,7 +75,7 @@ class _Schedule:
 
 
 class FaultyBlobStore:
-    """A BlobStore that fails ``put``/``get``/``delete``/``check`` on schedule, else delegates."""
+    """A BlobStore that fails ``put``/``get``/``get_range``/``delete``/``check`` on schedule."""
 
     scheme: ClassVar[str] = "faulty"
 
@@ -83,7 +83,7 @@ class FaultyBlobStore:
         self, inner: BlobStore, faults: Mapping[str, list[ScheduleEntry]] | None = None
     ) -> None:
         self.inner = inner
-        self._schedule = _Schedule(("put", "get", "delete", "check"), faults or {})
+        self._schedule = _Schedule(("put", "get", "get_range", "delete", "check"), faults or {})
 
     @property
     def calls(self) -> list[tuple[str, tuple[Any, ...]]]:
@@ -108,6 +108,11 @@ class FaultyBlobStore:
             "get",
             (cid,),
             lambda: self.inner.get(cid, sha256=sha256, max_bytes=max_bytes, progress=progress),
+        )
+
+    def get_range(self, cid: str, offset: int, length: int) -> bytes:
+        return self._schedule.run(
+            "get_range", (cid, offset, length), lambda: self.inner.get_range(cid, offset, length)
         )
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:

@@ -7,6 +7,7 @@ parser accepts or its own writer produces.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 import pytest
 from container_apps.sync import constants as C
 from container_apps.sync.apply_state import ApplyState
+from container_apps.sync.chunks.index import index_document
+from container_apps.sync.chunks.index_parse import parse_index
+from container_apps.sync.chunks.writer import ChunkedSnapshotWriter
 from container_apps.sync.control_files import ControlDir
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.records import parse_record
@@ -58,6 +62,7 @@ def test_every_fenced_json_example_parses() -> None:
         "sent",
         "received",
         "current_apply",
+        "chunked_index",
     }
 
 
@@ -114,3 +119,21 @@ def test_current_apply_example_has_the_fields_apply_state_writes(tmp_path: Path)
 def test_history_and_last_apply_examples_have_the_spec_fields(kind: str, fields: set[str]) -> None:
     (example,) = examples(kind)
     assert set(example) == fields
+
+
+def test_chunked_index_example_is_what_the_writer_makes_and_the_parser_accepts(
+    tmp_path: Path,
+) -> None:
+    (example,) = examples("chunked_index")
+    docs = tmp_path / "data" / "docs"
+    docs.mkdir(parents=True)
+    (docs / "notes.txt").write_bytes(b"hello\n")
+    (docs / "wide.txt").write_bytes(b"x" * 2000 + b"\n")
+    for path in (docs / "notes.txt", docs / "wide.txt", docs, docs.parent):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        os.utime(path, ns=(1764300000 * 10**9, 1764300000 * 10**9))
+    binding = VolumeBinding("data", "fixed", tmp_path / "data", "/app/data")
+    source = PathResolver([binding]).resolve_for_read("/app/data")
+    staged = ChunkedSnapshotWriter(tmp_path / "staging").write([source])
+    assert index_document(staged.index) == example
+    assert parse_index(staged.index_path.read_bytes()) == staged.index

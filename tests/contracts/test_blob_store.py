@@ -242,3 +242,70 @@ def test_check_of_a_usable_store_passes_and_stores_nothing(
     cid = blob_store.put(small_file)
     blob_store.check()
     assert blob_store.get(cid).read_bytes() == small_file.read_bytes()
+
+
+# --- get_range: byte ranges of a stored blob (what chunked snapshots read) --------------
+
+
+@pytest.fixture
+def range_blob(blob_store: BlobStore, tmp_path: Path) -> tuple[str, bytes]:
+    src = write_random(tmp_path / "ranged.bin", 3 * MiB + 123, b"range")
+    return blob_store.put(src), src.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"), [(0, 1), (0, 3 * MiB + 123), (MiB - 7, MiB + 20), (3 * MiB + 122, 1)]
+)
+def test_get_range_returns_exactly_those_bytes(
+    blob_store: BlobStore, range_blob: tuple[str, bytes], offset: int, length: int
+) -> None:
+    cid, data = range_blob
+    assert blob_store.get_range(cid, offset, length) == data[offset : offset + length]
+
+
+def test_get_range_leaves_no_local_copy(
+    blob_store: BlobStore, range_blob: tuple[str, bytes]
+) -> None:
+    cid, _ = range_blob
+    blob_store.get_range(cid, 10, 100)
+    if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
+        assert not _local_copy(blob_store, cid).exists()
+
+
+def test_get_range_of_unknown_cid_raises_blob_not_found(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    unknown = cid_for_file(write_random(tmp_path / "never-put.bin", 10, b"x"))
+    with pytest.raises(BlobNotFound) as info:
+        blob_store.get_range(unknown, 0, 5)
+    assert info.value.blob_id == unknown
+
+
+@pytest.mark.parametrize(
+    ("offset", "length"), [(3 * MiB + 100, 24), (3 * MiB + 123, 1), (10 * MiB, 5)]
+)
+def test_get_range_past_the_end_raises_store_error_not_short_data(
+    blob_store: BlobStore, range_blob: tuple[str, bytes], offset: int, length: int
+) -> None:
+    cid, _ = range_blob
+    with pytest.raises(StoreError) as info:
+        blob_store.get_range(cid, offset, length)
+    assert not isinstance(info.value, BlobNotFound)
+    assert "past the end" in str(info.value)
+
+
+@pytest.mark.parametrize(("offset", "length"), [(-1, 5), (0, 0), (0, -3)])
+def test_get_range_refuses_a_negative_offset_or_empty_length(
+    blob_store: BlobStore, range_blob: tuple[str, bytes], offset: int, length: int
+) -> None:
+    cid, _ = range_blob
+    with pytest.raises(StoreError) as info:
+        blob_store.get_range(cid, offset, length)
+    assert "invalid range" in str(info.value)
+
+
+@pytest.mark.parametrize("bad_id", ["../escape", "a/b", ".hidden", ""])
+def test_get_range_rejects_unsafe_ids(blob_store: BlobStore, bad_id: str) -> None:
+    with pytest.raises(StoreError) as info:
+        blob_store.get_range(bad_id, 0, 1)
+    assert "invalid blob id" in str(info.value)

@@ -64,6 +64,30 @@ def test_transient_errors_are_retried_with_exponential_backoff(
     assert "down 1" in retries[0].getMessage()
 
 
+def test_get_range_is_retried_on_transient_errors(
+    tmp_path: Path, src: Path, policy: RetryPolicy, sleeps: list[float]
+) -> None:
+    inner = MemoryBlobStore(tmp_path / "c")
+    cid = inner.put(src)
+    faulty = FaultyBlobStore(inner, faults={"get_range": [StoreUnavailable("cut off"), None]})
+    assert RetryingStore(faulty, policy).get_range(cid, 1, 3) == b"ayl"
+    assert faulty.count("get_range") == 2
+    assert sleeps == [0.2]
+    faulty.assert_all_faults_fired()
+
+
+def test_get_range_past_the_end_is_not_retried(
+    tmp_path: Path, src: Path, policy: RetryPolicy, sleeps: list[float]
+) -> None:
+    inner = MemoryBlobStore(tmp_path / "c")
+    cid = inner.put(src)
+    faulty = FaultyBlobStore(inner)
+    with pytest.raises(StoreError):
+        RetryingStore(faulty, policy).get_range(cid, 5, 10)
+    assert faulty.count("get_range") == 1
+    assert sleeps == []
+
+
 @pytest.mark.parametrize("error", [StoreError("denied"), BlobNotFound("bafkreix")])
 def test_permanent_store_errors_are_not_retried(
     tmp_path: Path, policy: RetryPolicy, sleeps: list[float], error: StoreError

@@ -141,3 +141,61 @@ def test_config_parses_bucket_prefix_endpoint_and_region(store: S3BlobStore) -> 
     )
     assert store.key_for("bafkreix") == "car/bafkreix"
     assert store.describe() == URL
+
+
+class _Body:
+    """A ranged GET body that returns ``data`` or breaks mid-read like a dropped socket."""
+
+    def __init__(self, data: bytes = b"", error: BaseException | None = None) -> None:
+        self.data, self.error, self.closed = data, error, False
+
+    def read(self, _size: int = -1) -> bytes:
+        if self.error is not None:
+            raise self.error
+        return self.data
+
+    def close(self) -> None:
+        self.closed = True
+
+
+CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def test_get_range_body_cut_off_mid_read_is_transient(
+    store: S3BlobStore, mocker: MockerFixture
+) -> None:
+    body = _Body(error=botocore.exceptions.ReadTimeoutError(endpoint_url="http://127.0.0.1:9"))
+    mocker.patch.object(store._client, "get_object", return_value={"Body": body})
+    with pytest.raises(StoreUnavailable) as info:
+        store.get_range(CID, 0, 10)
+    assert "cut off" in str(info.value)
+    assert body.closed
+
+
+def test_get_range_short_body_within_the_object_is_transient(
+    store: S3BlobStore, mocker: MockerFixture
+) -> None:
+    reply = {"Body": _Body(b"abc"), "ContentRange": "bytes 0-9/100"}
+    mocker.patch.object(store._client, "get_object", return_value=reply)
+    with pytest.raises(StoreUnavailable) as info:
+        store.get_range(CID, 0, 10)
+    assert "got 3 of 10 bytes" in str(info.value)
+
+
+@pytest.mark.parametrize(("code", "status"), [("InternalError", 500), ("SlowDown", 503)])
+def test_get_range_server_errors_are_transient(
+    store: S3BlobStore, mocker: MockerFixture, code: str, status: int
+) -> None:
+    mocker.patch.object(
+        store._client, "get_object", side_effect=client_error(code, status, "GetObject")
+    )
+    with pytest.raises(StoreUnavailable):
+        store.get_range(CID, 0, 10)
+
+
+def test_get_range_not_found_is_blob_not_found(store: S3BlobStore, mocker: MockerFixture) -> None:
+    mocker.patch.object(
+        store._client, "get_object", side_effect=client_error("NoSuchKey", 404, "GetObject")
+    )
+    with pytest.raises(BlobNotFound):
+        store.get_range(CID, 0, 10)

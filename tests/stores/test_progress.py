@@ -57,3 +57,11 @@ def test_terminal_bar_runs_without_error(tmp_path: Path) -> None:
     cid = store.put(_file(tmp_path, MIN_REPORTED_BYTES))
     store.delete(cid, remote=True, local=True)
     assert cid not in store.inner.cids()  # type: ignore[attr-defined]
+
+
+def test_get_range_passes_through_quietly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = ProgressStore(_ChunkedStore(tmp_path / "cache"), tty=lambda: False)
+    cid = store.inner.put(_file(tmp_path, MIN_REPORTED_BYTES))
+    with caplog.at_level(logging.INFO):
+        assert store.get_range(cid, 5, 3) == b"xxx"
+    assert caplog.records == []
