@@ -3,11 +3,14 @@
 Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
 - ``put()`` is atomic: no reader ever sees a partial blob; the returned id is the CIDv1
   of the bytes (``stores/cid.py``), so the same content always gets the same id and
-  concurrent puts of the same content are safe.
+  concurrent puts of the same content are safe; a put replaces a corrupt stored copy
+  (that is how a provider heals a blob).
 - ``get()`` of an unknown id raises ``BlobNotFound``, never returns empty data.
 - ``get()`` verifies the bytes against the id (or, for a foreign id, against the
-  ``sha256`` the caller passes); a mismatch deletes the bad local copy and raises
-  ``BlobCorrupt``.
+  ``sha256`` the caller passes); a mismatch raises ``BlobCorrupt`` and deletes only the
+  reader's own download, never the stored blob: the ``file://`` blob is every runner's
+  copy and an S3 object is remote data, which a consumer never deletes. The blob's
+  provider heals a corrupt blob by putting the same bytes again.
 - ``get(..., max_bytes=N)`` refuses a blob bigger than N with ``BlobTooLarge`` before
   transferring it (a record cannot make a consumer fill its disk), deleting nothing.
 - ``delete()`` of an unknown id is a no-op (retirement may race with itself).
@@ -55,7 +58,8 @@ class BlobStore(Protocol):
 
         Raises:
             BlobNotFound: no such blob.
-            BlobCorrupt: bytes do not match the id / ``sha256``; the copy was deleted.
+            BlobCorrupt: bytes do not match the id / ``sha256``; a downloaded copy was
+                deleted, the stored blob is kept.
             BlobTooLarge: the blob is bigger than ``max_bytes``; nothing was transferred.
             StoreUnavailable: transient failure.
         """

@@ -20,7 +20,7 @@ from ..backend_urls import absolute_path, query_params, split_url
 from ..errors import BlobNotFound, StoreError
 from ..fsutil import fsync_dir
 from .base import Progress
-from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_digest
 from .cid import cid_from_sha256
 
 URL_KEY = "STORAGE.BLOBS"
@@ -106,9 +106,12 @@ class FileBlobStore:
     ) -> Path:
         """Return the stored file for ``cid`` after verifying its bytes.
 
+        The stored file is every runner's copy, so a mismatch deletes nothing: the
+        snapshot is refused on this reader and the blob's provider heals it with a put.
+
         Raises:
             BlobNotFound: no such blob.
-            BlobCorrupt: the bytes do not match; the stored copy was deleted.
+            BlobCorrupt: the bytes do not match; the stored file is kept.
             BlobTooLarge: bigger than ``max_bytes`` (the stored blob is kept).
             StoreError: invalid id, or a foreign id without ``sha256``.
         """
@@ -117,7 +120,7 @@ class FileBlobStore:
         path = self.directory / cid
         try:
             check_size(cid, path.stat().st_size, max_bytes)
-            verify_or_delete(path, cid, expected, progress)
+            verify_digest(path, cid, expected, progress)
         except FileNotFoundError as exc:
             raise BlobNotFound(cid) from exc
         except OSError as exc:

@@ -1,10 +1,10 @@
 """MemoryBlobStore: a real, in-process BlobStore for fast orchestration tests.
 
 It passes the same contract suite as the real backends, which keeps it honest: same id
-checks, same verification on ``get`` (a mismatch deletes the local copy and raises
-``BlobCorrupt``), same no-op delete of unknown ids. Blobs live in a dict; ``get``
-materialises a verified copy under ``cache_dir``. Several runners in one test may share
-one instance (one lock guards the dict).
+checks, same verification on ``get`` (a mismatch deletes the local copy, never the
+stored bytes, and raises ``BlobCorrupt``), same no-op delete of unknown ids. Blobs live
+in a dict; ``get`` materialises a verified copy under ``cache_dir``. Several runners in
+one test may share one instance (one lock guards the dict).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import threading
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BlobNotFound, StoreError
+from ..errors import BlobCorrupt, BlobNotFound, StoreError
 from ..fsutil import atomic_write_bytes
 from .base import Progress
-from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256
 
 
@@ -63,7 +63,8 @@ class MemoryBlobStore:
 
         Raises:
             BlobNotFound: no such blob.
-            BlobCorrupt: the bytes do not match; the local copy was deleted.
+            BlobCorrupt: the bytes do not match; the local copy was deleted, the stored
+                bytes are kept.
             BlobTooLarge: bigger than ``max_bytes``; nothing was written.
             StoreError: invalid id, or a foreign id without ``sha256``.
         """
@@ -76,7 +77,12 @@ class MemoryBlobStore:
         check_size(cid, len(data), max_bytes)
         dest = self.cache_dir / cid
         atomic_write_bytes(dest, data)
-        verify_or_delete(dest, cid, expected, progress)
+        try:
+            verify_digest(dest, cid, expected, progress)
+        except BlobCorrupt:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)  # this node's copy only; the stored bytes stay
+            raise
         return dest
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
@@ -104,6 +110,11 @@ class MemoryBlobStore:
         check_blob_id(blob_id)
         with self._lock:
             self._blobs[blob_id] = data
+
+    def stored(self, blob_id: str) -> bytes | None:
+        """The bytes held under ``blob_id`` (None: nothing), without verifying them."""
+        with self._lock:
+            return self._blobs.get(blob_id)
 
     def cids(self) -> set[str]:
         """Ids currently stored remotely."""

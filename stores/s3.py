@@ -4,7 +4,8 @@ Layout (SPEC §9): object key ``<prefix>/<cid>`` (no prefix: ``<cid>``). The CID
 computed by a streaming hash pass before the upload; the upload is boto3's managed
 transfer from the file name, so large files go multipart in 8 MiB parts read from disk
 part by part (memory stays flat in file size). ``get`` downloads into this node's cache
-dir through a temp file, verifies the bytes, then renames; a mismatch deletes the copy.
+dir through a temp file, verifies the bytes, then renames; a mismatch deletes the download,
+never the object (a consumer never deletes remote data).
 
 This is the only module that imports boto3 and the only place its errors are
 translated: 404 → ``BlobNotFound``; connection errors, timeouts, 5xx and throttling →
@@ -35,7 +36,7 @@ from boto3.s3.transfer import TransferConfig
 from ..backend_urls import query_params, redact_url, split_url
 from ..errors import BlobNotFound, ConfigError, StoreError, StoreUnavailable
 from .base import Progress
-from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256, sha256_file
 
 URL_KEY = "STORAGE.BLOBS"
@@ -199,7 +200,7 @@ class S3BlobStore:
 
         Raises:
             BlobNotFound: no such object.
-            BlobCorrupt: the bytes do not match; the downloaded copy was deleted.
+            BlobCorrupt: the bytes do not match; the download was deleted, the object kept.
             BlobTooLarge: the object is bigger than ``max_bytes``; nothing was downloaded.
             StoreUnavailable: transient failure.
             StoreError: invalid id, credentials, missing bucket.
@@ -219,7 +220,7 @@ class S3BlobStore:
         os.close(fd)
         try:
             self._download(key, cid, tmp_name, callback)
-            verify_or_delete(Path(tmp_name), cid, expected, None)
+            verify_digest(Path(tmp_name), cid, expected, None)
             dest = self.cache_dir / cid
             os.replace(tmp_name, dest)
             return dest

@@ -58,6 +58,25 @@ def _local_copy(store: Any, blob_id: str) -> Path:
     return Path(store.cache_dir) / blob_id
 
 
+def _stored_bytes(store: Any, blob_id: str) -> bytes | None:
+    """What the backend itself holds under ``blob_id`` (None: nothing), read around ``get``."""
+    if isinstance(store, MemoryBlobStore):
+        return store.stored(blob_id)
+    if isinstance(store, FileBlobStore):
+        path = store.directory / blob_id
+        return path.read_bytes() if path.exists() else None
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=store.config.endpoint_url, region_name="us-east-1")
+    try:
+        body: bytes = client.get_object(Bucket=store.config.bucket, Key=store.key_for(blob_id))[
+            "Body"
+        ].read()
+    except client.exceptions.NoSuchKey:
+        return None
+    return body
+
+
 @pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])
 def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> BlobStore:
     cache = tmp_path / "cache"
@@ -131,7 +150,7 @@ def test_delete_remote_twice_then_get_raises_blob_not_found(
         blob_store.get(cid)
 
 
-def test_corrupt_blob_is_detected_and_the_bad_copy_deleted(
+def test_corrupt_blob_raises_blob_corrupt_and_deletes_only_the_local_download(
     blob_store: BlobStore, small_file: Path
 ) -> None:
     cid = blob_store.put(small_file)
@@ -140,7 +159,13 @@ def test_corrupt_blob_is_detected_and_the_bad_copy_deleted(
         blob_store.get(cid)
     assert info.value.blob_id == cid
     assert "corrupt" in str(info.value)
-    assert not _local_copy(blob_store, cid).exists()
+    # A reader never deletes shared or remote data: one consumer's bad read (or an
+    # untrusted record) must not remove the blob for every runner. Its provider heals it.
+    assert _stored_bytes(blob_store, cid) == b"not the original bytes"
+    if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
+        assert not _local_copy(blob_store, cid).exists()
+    with pytest.raises(BlobCorrupt):
+        blob_store.get(cid)  # still there, still refused: not BlobNotFound
 
 
 def test_put_after_corruption_heals_the_blob(blob_store: BlobStore, small_file: Path) -> None:
@@ -184,11 +209,16 @@ def test_foreign_id_is_verified_against_the_given_sha256(
     assert path.read_bytes() == data
 
 
-def test_foreign_id_with_wrong_sha256_raises_blob_corrupt(blob_store: BlobStore) -> None:
+def test_foreign_id_with_wrong_sha256_raises_blob_corrupt_and_keeps_the_blob(
+    blob_store: BlobStore,
+) -> None:
     _plant_raw(blob_store, "foreign-2", b"some bytes")
     with pytest.raises(BlobCorrupt):
         blob_store.get("foreign-2", sha256="0" * 64)
-    assert not _local_copy(blob_store, "foreign-2").exists()
+    # A record naming another sync set's blob with a wrong digest deletes nothing shared.
+    assert _stored_bytes(blob_store, "foreign-2") == b"some bytes"
+    if not isinstance(blob_store, FileBlobStore):
+        assert not _local_copy(blob_store, "foreign-2").exists()
 
 
 def test_foreign_id_without_sha256_cannot_be_verified(blob_store: BlobStore) -> None:

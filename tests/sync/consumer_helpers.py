@@ -132,7 +132,7 @@ class Env:
 
     tmp: Path
     volume: Path
-    store: MemoryBlobStore
+    store: Any  # MemoryBlobStore unless make_env was given another store
     registry: MemoryRegistry
     containers: FakeContainers
     consumer: SnapshotConsumer
@@ -159,6 +159,7 @@ def make_env(
     hsync_interval: float = 60.0,
     registry: Any = None,
     on_step: Any = None,
+    store: Any = None,
 ) -> Env:
     """Wire a SnapshotConsumer for a volume bound at /app/data."""
     if volume is None:
@@ -172,7 +173,7 @@ def make_env(
         history_dir=tmp / "history" / "received",
         limits=limits or ConsumerLimits(),
     )
-    store = MemoryBlobStore(tmp / "cache")
+    store = store if store is not None else MemoryBlobStore(tmp / "cache")
     reg = registry if registry is not None else MemoryRegistry()
     containers = FakeContainers(running=running)
     source = RecordSource(reg, KEY, hsync_interval, LOG)
