@@ -14,13 +14,15 @@ Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
 - ``get(..., max_bytes=N)`` refuses a blob bigger than N with ``BlobTooLarge`` before
   transferring it (a record cannot make a consumer fill its disk), deleting nothing.
 - ``delete()`` of an unknown id is a no-op (retirement may race with itself).
+- ``sweep_local()`` removes temp files of killed writers and private local copies not
+  kept, never a stored blob or a temp file another process is still writing.
 - Transient failures raise ``StoreUnavailable``; backends never retry themselves
   (``stores/retrying.py`` does).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -69,6 +71,20 @@ class BlobStore(Protocol):
         """Delete the remote blob and/or this node's local copy; unknown ids are a no-op.
 
         ``local=True`` never deletes a file other runners share (``file://`` store).
+        """
+        ...
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove what killed processes left on this node; called once at a runner's start.
+
+        Removes temp files whose writer is gone (``stores/tempfiles.py``: a put or
+        download killed mid-way) and this node's private local copies except ``keep``.
+        Never removes a stored blob, a shared file, or a temp file still being written
+        (another runner's put in flight). Never raises: what cannot be removed is logged
+        and left for the next sweep.
+
+        Returns:
+            The names removed.
         """
         ...
 

@@ -2,16 +2,19 @@
 
 Layout (SPEC §9, part of the contract): ``<dir>/<cid>``, one file per blob named by its
 CID, so ``sha256sum`` checks a blob by hand. Every runner on the host shares the
-directory: a put is a streamed copy into a temp file in the same directory, fsync, then
-``os.replace``, so readers never see a partial blob and concurrent puts of the same
-content both land the same bytes. ``get`` returns the stored file itself (no second
-copy), which is why ``delete(local=True)`` never removes it: other runners share it.
+directory: a put is a streamed copy into a locked ``.put-*.tmp`` file in the same
+directory, fsync, then ``os.replace``, so readers never see a partial blob, concurrent
+puts of the same content both land the same bytes, and a sweep at start removes only the
+temp files of writers that died (``stores/tempfiles.py``). ``get`` returns the stored
+file itself (no second copy), which is why ``delete(local=True)`` never removes it:
+other runners share it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -22,6 +25,7 @@ from ..fsutil import fsync_dir
 from .base import Progress
 from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_digest
 from .cid import cid_from_sha256
+from .tempfiles import PUT_PREFIX, LockedTemp, sweep_temp_files
 
 URL_KEY = "STORAGE.BLOBS"
 EXAMPLE_URL = "file:///var/lib/car/shared/blobs"
@@ -82,17 +86,14 @@ class FileBlobStore:
             StoreError: the copy failed (disk full, permissions); nothing was stored.
         """
         try:
-            tmp, digest = copy_hashing(src, self.directory, progress)
-        except OSError as exc:
-            raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
-        cid = cid_from_sha256(bytes.fromhex(digest))
-        try:
-            # Replacing an existing copy is harmless (same bytes) and heals a corrupt one.
-            os.replace(tmp, self.directory / cid)
+            with LockedTemp(self.directory, PUT_PREFIX) as tmp:
+                digest = copy_hashing(src, tmp.fd, progress)
+                os.fchmod(tmp.fd, 0o644)
+                cid = cid_from_sha256(bytes.fromhex(digest))
+                # Replacing an existing copy is harmless (same bytes) and heals a corrupt one.
+                tmp.place(self.directory / cid)
             fsync_dir(self.directory)
         except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
             raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
         return cid
 
@@ -139,6 +140,14 @@ class FileBlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.directory / cid)
         del local  # get() returned the shared store file itself; never delete it here
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove ``.put-*.tmp`` files of killed writers; every blob stays (all are shared).
+
+        A temp file whose writer is alive (another runner's put in flight) is kept.
+        """
+        del keep  # there are no private copies here: get returns the shared file
+        return sweep_temp_files(self.directory, PUT_PREFIX)
 
     def describe(self) -> str:
         """``file://<dir>`` (there are no secrets in a path)."""

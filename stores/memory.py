@@ -13,14 +13,15 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import ClassVar
 
-from ..errors import BlobCorrupt, BlobNotFound, StoreError
-from ..fsutil import atomic_write_bytes
+from ..errors import BlobNotFound, StoreError
 from .base import Progress
 from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256
+from .tempfiles import GET_PREFIX, LockedTemp, prune_local_copies, sweep_temp_files
 
 
 class MemoryBlobStore:
@@ -76,13 +77,12 @@ class MemoryBlobStore:
             raise BlobNotFound(cid)
         check_size(cid, len(data), max_bytes)
         dest = self.cache_dir / cid
-        atomic_write_bytes(dest, data)
-        try:
-            verify_digest(dest, cid, expected, progress)
-        except BlobCorrupt:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(dest)  # this node's copy only; the stored bytes stay
-            raise
+        # Through a locked temp file like the real stores, so the sweep contract holds here.
+        with LockedTemp(self.cache_dir, GET_PREFIX) as tmp:
+            with os.fdopen(tmp.fd, "wb", closefd=False) as out:
+                out.write(data)
+            verify_digest(tmp.path, cid, expected, progress)  # mismatch: the temp goes
+            tmp.place(dest)
         return dest
 
     def delete(self, cid: str, *, remote: bool, local: bool) -> None:
@@ -94,6 +94,11 @@ class MemoryBlobStore:
         if local:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.cache_dir / cid)
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove abandoned downloads and every cached copy but ``keep``; never a blob."""
+        removed = sweep_temp_files(self.cache_dir, GET_PREFIX)
+        return removed + prune_local_copies(self.cache_dir, keep)
 
     def describe(self) -> str:
         """``memory://`` (nothing secret, nothing to locate)."""

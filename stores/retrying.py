@@ -8,6 +8,7 @@ returns stores already wrapped.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import ClassVar
 
@@ -50,6 +51,10 @@ class RetryingStore:
             lambda: self.inner.delete(cid, remote=remote, local=local),
             what=f"delete {cid} from {self.describe()}",
         )
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """``inner.sweep_local`` (local housekeeping: nothing transient to retry)."""
+        return self.inner.sweep_local(keep=keep)
 
     def describe(self) -> str:
         """The inner store's redacted URL."""

@@ -171,6 +171,7 @@ class SnapshotConsumer:
     def recover(self, now: float | None = None) -> None:
         """Resolve an unfinished apply journal before the container starts (SPEC §7.7)."""
         now = time.time() if now is None else now
+        self._sweep_downloads()
         current = self.state.current() or {}
         try:
             outcome, header = recover(self._journal, self._log)
@@ -202,6 +203,24 @@ class SnapshotConsumer:
             self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
 
     # --- steps -----------------------------------------------------------------------
+    def _sweep_downloads(self) -> None:
+        """At start: drop what a killed run left (partials, CIDs never applied).
+
+        Only the applied CID's copy stays (retirement removes it after the next apply),
+        so ``downloads/`` never grows past the applied snapshot plus the one in hand.
+        """
+        applied = self.state.applied_cid()
+        removed = self._store.sweep_local(keep={applied} if applied else ())
+        if removed:
+            self._log.info("removed %d leftover download(s): %s", len(removed), ", ".join(removed))
+
+    def _drop_download(self, cid: str) -> None:
+        """A failed apply's local copy is garbage: a retry downloads it again."""
+        try:
+            self._store.delete(cid, remote=False, local=True)
+        except CarError as exc:  # housekeeping; the next start's sweep retries
+            self._log.warning("could not remove the download of %s: %s", cid, exc)
+
     def _halted(self) -> bool:
         if not self.state.is_halted():
             return False
@@ -340,6 +359,7 @@ class SnapshotConsumer:
         self, record: SyncRecord, kind: str, exc: BaseException, now: float, *, stopped: bool
     ) -> ApplyOutcome:
         stage = getattr(exc, "stage", None) or _KIND_STAGES.get(kind)
+        self._drop_download(record.cid)
         entry = self.quarantine.record_failure(
             record.cid, record.manifest.digest(), kind=kind, error=str(exc), now=now, stage=stage
         )

@@ -7,6 +7,7 @@ or plant a foreign one, as another tool would) and name where its local copy liv
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import threading
@@ -263,3 +264,43 @@ def test_get_refuses_a_blob_over_max_bytes_before_transferring_it(
     if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
         assert not _local_copy(blob_store, cid).exists()
     assert blob_store.get(cid, max_bytes=256 * 1024).read_bytes() == src.read_bytes()
+
+
+def _temp_dir_and_prefix(store: Any) -> tuple[Path, str]:
+    """Where the backend writes temp files, and their name prefix (stores/tempfiles.py)."""
+    if isinstance(store, FileBlobStore):
+        return store.directory, ".put-"
+    return Path(store.cache_dir), ".get-"
+
+
+def test_sweep_local_removes_abandoned_temp_files_and_keeps_ones_being_written(
+    blob_store: BlobStore, small_file: Path
+) -> None:
+    cid = blob_store.put(small_file)
+    directory, prefix = _temp_dir_and_prefix(blob_store)
+    directory.mkdir(parents=True, exist_ok=True)
+    dead = directory / f"{prefix}killed.tmp"  # its writer is gone: nobody holds its lock
+    dead.write_bytes(b"partial")
+    live = directory / f"{prefix}in-flight.tmp"
+    with open(live, "wb") as writer:  # another process's put or download, still running
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        removed = blob_store.sweep_local()
+        assert not dead.exists()
+        assert live.exists()
+        assert dead.name in removed and live.name not in removed
+    assert blob_store.get(cid).read_bytes() == small_file.read_bytes()
+
+
+def test_sweep_local_keeps_the_kept_copy_and_never_deletes_a_stored_blob(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    applied = blob_store.put(write_random(tmp_path / "a.bin", 1000, b"a"))
+    never_applied = blob_store.put(write_random(tmp_path / "b.bin", 1000, b"b"))
+    blob_store.get(applied)
+    blob_store.get(never_applied)
+    blob_store.sweep_local(keep={applied})
+    assert _local_copy(blob_store, applied).exists()
+    if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
+        assert not _local_copy(blob_store, never_applied).exists()
+    assert _stored_bytes(blob_store, applied) is not None
+    assert _stored_bytes(blob_store, never_applied) is not None
