@@ -47,7 +47,7 @@ from .preflight import (
 )
 from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
-from .records import SyncRecord, parse_record
+from .records import RecordInvalid, SyncRecord, parse_record
 from .rollback import RECOVERY_FINISHED, RECOVERY_ROLLED_BACK, recover
 
 
@@ -160,8 +160,8 @@ class SnapshotConsumer:
             return False
         try:
             record = parse_record(text)
-        except SnapshotInvalid:
-            return False
+        except RecordInvalid:
+            return False  # the app starts; the first tick quarantines and logs the record
         return self._due(record, now)
 
     def apply_before_first_start(self, now: float) -> ApplyOutcome | None:
@@ -232,15 +232,23 @@ class SnapshotConsumer:
     def _parse(self, text: str, now: float) -> SyncRecord | None:
         try:
             return parse_record(text)
-        except SnapshotInvalid as exc:
-            digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
-            if self.quarantine.blocking("", digest, now) is None:
-                self._log.warning("registry record is malformed: %s", exc)
+        except RecordInvalid as exc:
+            # Quarantined under the CID it names (if readable) and the value's sha256, so
+            # `car sync status` says which record failed; logged once per backoff step.
+            cid = exc.cid or ""
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            if self.quarantine.blocking(cid, digest, now) is None:
+                named = f"cid {cid}" if cid else "no readable cid"
+                error = (
+                    f"registry record for key {self._source.key!r} ({named}, value sha256 "
+                    f"{digest[:16]}) is malformed: {exc}"
+                )
+                self._log.warning("%s", error)
                 self.quarantine.record_failure(
-                    "",
+                    cid,
                     digest,
                     kind=Q.KIND_VALIDATION,
-                    error=str(exc),
+                    error=error,
                     now=now,
                     stage=C.STAGE_VALIDATION,
                 )

@@ -9,8 +9,12 @@ its provider heals it by putting it again.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from pathlib import Path
 
+import pytest
 from container_apps.stores.local import FileBlobStore
 from container_apps.sync import constants as C
 from container_apps.sync.quarantine import KIND_DIGEST, backoff_seconds
@@ -83,3 +87,68 @@ def test_record_with_wrong_digest_for_a_foreign_blob_deletes_nothing_shared(
 
     assert outcome is not None and outcome.kind == KIND_DIGEST
     assert other.read_bytes() == archive.read_bytes()
+
+
+# --- records that used to crash the parser (item 13) ------------------------------------
+
+GOOD_CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+
+
+def _hostile(field: str, raw: str) -> str:
+    record = {
+        "cid": GOOD_CID,
+        "version": 1_764_300_000,
+        "timestamp": 1_764_300_000.5,
+        "node_id": "provider-1",
+        "metadata": {},
+        "manifest": {
+            "schema_version": 1,
+            "archive_paths": ["/app/data/"],
+            "archive_format": "tar.zst",
+            "archive_size_bytes": 10,
+        },
+        field: "@@RAW@@",
+    }
+    return json.dumps(record).replace('"@@RAW@@"', raw)
+
+
+HOSTILE = {
+    "5000-digit-version": _hostile("version", "9" * 5000),
+    "400-digit-timestamp": _hostile("timestamp", "9" * 400),
+    "metadata-nested-100k": _hostile("metadata", "[" * 100_000 + "]" * 100_000),
+}
+
+
+@pytest.mark.parametrize("value", HOSTILE.values(), ids=HOSTILE.keys())
+def test_hostile_record_is_quarantined_by_key_and_cid_and_logged_once(
+    tmp_path: Path, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = make_env(tmp_path)
+    env.registry.hset(C.CHAINSTORE_HKEY, KEY, value)
+    assert not env.consumer.needs_initial_apply(NOW)  # the start goes on: the app starts
+    with caplog.at_level(logging.WARNING):
+        for i in range(5):
+            assert env.consumer.tick(NOW + i) is None
+    assert env.containers.calls == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1
+    assert repr(KEY) in warnings[0] and GOOD_CID in warnings[0]
+    [entry] = env.consumer.quarantine.entries()
+    assert entry.cid == GOOD_CID
+    assert entry.manifest_digest == hashlib.sha256(value.encode()).hexdigest()
+    assert repr(KEY) in entry.error and GOOD_CID in entry.error
+
+
+def test_record_without_a_readable_cid_is_named_by_its_key_and_value_sha256(
+    tmp_path: Path,
+) -> None:
+    env = make_env(tmp_path)
+    value = '{"version": ' + "[" * 5000 + "}"
+    env.registry.hset(C.CHAINSTORE_HKEY, KEY, value)
+    assert env.consumer.tick(NOW) is None
+    [entry] = env.consumer.quarantine.entries()
+    digest = hashlib.sha256(value.encode()).hexdigest()
+    assert (entry.cid, entry.manifest_digest) == ("", digest)
+    # What `car sync status` prints for the entry: which key, and which value.
+    assert repr(KEY) in entry.error and digest[:16] in entry.error
+    assert "nested deeper than 64 levels" in entry.error
