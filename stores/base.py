@@ -3,11 +3,14 @@
 Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
 - ``put()`` is atomic: no reader ever sees a partial blob; the returned id is the CIDv1
   of the bytes (``stores/cid.py``), so the same content always gets the same id and
-  concurrent puts of the same content are safe.
+  concurrent puts of the same content are safe; a put replaces a corrupt stored copy
+  (that is how a provider heals a blob).
 - ``get()`` of an unknown id raises ``BlobNotFound``, never returns empty data.
 - ``get()`` verifies the bytes against the id (or, for a foreign id, against the
-  ``sha256`` the caller passes); a mismatch deletes the bad local copy and raises
-  ``BlobCorrupt``.
+  ``sha256`` the caller passes); a mismatch raises ``BlobCorrupt`` and deletes only the
+  reader's own download, never the stored blob: the ``file://`` blob is every runner's
+  copy and an S3 object is remote data, which a consumer never deletes. The blob's
+  provider heals a corrupt blob by putting the same bytes again.
 - ``get(..., max_bytes=N)`` refuses a blob bigger than N with ``BlobTooLarge`` before
   transferring it (a record cannot make a consumer fill its disk), deleting nothing.
 - ``get_range(cid, offset, length)`` returns exactly ``length`` bytes starting at
@@ -16,6 +19,8 @@ Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
   reads, as chunked snapshots do with each chunk's digest. An unknown id raises
   ``BlobNotFound``; a range reaching past the end raises ``StoreError``, never short data.
 - ``delete()`` of an unknown id is a no-op (retirement may race with itself).
+- ``sweep_local()`` removes temp files of killed writers and private local copies not
+  kept, never a stored blob or a temp file another process is still writing.
 - Transient failures raise ``StoreUnavailable``; backends never retry themselves
   (``stores/retrying.py`` does).
 - ``check()`` is one cheap round trip that proves the store can be used now (the bucket
@@ -25,7 +30,7 @@ Every backend guarantees (tests/contracts/test_blob_store.py checks each one):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
 
@@ -63,7 +68,8 @@ class BlobStore(Protocol):
 
         Raises:
             BlobNotFound: no such blob.
-            BlobCorrupt: bytes do not match the id / ``sha256``; the copy was deleted.
+            BlobCorrupt: bytes do not match the id / ``sha256``; a downloaded copy was
+                deleted, the stored blob is kept.
             BlobTooLarge: the blob is bigger than ``max_bytes``; nothing was transferred.
             StoreUnavailable: transient failure.
         """
@@ -95,6 +101,20 @@ class BlobStore(Protocol):
         Raises:
             StoreUnavailable: transient failure (service down, timeout).
             StoreError: permanent until someone fixes it (credentials, missing bucket).
+        """
+        ...
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove what killed processes left on this node; called once at a runner's start.
+
+        Removes temp files whose writer is gone (``stores/tempfiles.py``: a put or
+        download killed mid-way) and this node's private local copies except ``keep``.
+        Never removes a stored blob, a shared file, or a temp file still being written
+        (another runner's put in flight). Never raises: what cannot be removed is logged
+        and left for the next sweep.
+
+        Returns:
+            The names removed.
         """
         ...
 

@@ -2,17 +2,16 @@
 
 Written once so that each backend gets the same guarantees (stores/base.py): ids from
 untrusted records cannot escape the store, files are copied and hashed in 1 MiB chunks
-(memory stays flat in file size), temp files live in the destination directory and are
-removed on any failure, and a copy that does not match its digest is deleted before
-``BlobCorrupt`` is raised.
+(memory stays flat in file size), temp files live in the destination directory, are
+locked while written (``tempfiles.py``) and removed on any failure, and a digest
+mismatch raises ``BlobCorrupt`` without deleting the stored blob (a reader never deletes
+shared or remote data).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from ..errors import BlobCorrupt, BlobTooLarge, StoreError
@@ -58,55 +57,46 @@ def expected_sha256(blob_id: str, sha256: str | None) -> str:
     return digest.lower()
 
 
-def copy_hashing(src: Path, directory: Path, progress: Progress | None = None) -> tuple[Path, str]:
-    """Copy ``src`` into a fsynced temp file in ``directory``; return (temp path, sha256 hex).
+def copy_hashing(src: Path, fd: int, progress: Progress | None = None) -> str:
+    """Copy ``src`` into the open file ``fd`` and fsync it; return the sha256 hex.
 
-    The caller renames the temp file into place (or unlinks it). On failure nothing is
-    left behind.
+    ``fd`` stays open (it holds the temp file's lock, ``stores/tempfiles.py``); the
+    caller renames the file into place or lets ``LockedTemp`` remove it.
     """
     total = os.stat(src).st_size
-    fd, tmp_name = tempfile.mkstemp(prefix=".put-", suffix=".tmp", dir=directory)
-    try:
-        h = hashlib.sha256()
-        done = 0
-        with open(src, "rb") as reader, os.fdopen(fd, "wb") as writer:
-            while chunk := reader.read(CHUNK):
-                h.update(chunk)
-                writer.write(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
-            writer.flush()
-            os.fsync(writer.fileno())
-        os.chmod(tmp_name, 0o644)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    return Path(tmp_name), h.hexdigest()
+    h = hashlib.sha256()
+    done = 0
+    with open(src, "rb") as reader, os.fdopen(fd, "wb", closefd=False) as writer:
+        while chunk := reader.read(CHUNK):
+            h.update(chunk)
+            writer.write(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        writer.flush()
+        os.fsync(writer.fileno())
+    return h.hexdigest()
 
 
-def verify_or_delete(path: Path, blob_id: str, expected: str, progress: Progress | None) -> None:
-    """Hash ``path``; if it does not match ``expected``, delete it and raise.
+def verify_digest(path: Path, blob_id: str, expected: str, progress: Progress | None) -> None:
+    """Hash ``path`` and raise if it does not match ``expected``; deletes nothing.
 
-    Only the file that was hashed is deleted: if a concurrent put already replaced it
-    with a good copy (another inode), that copy stays.
+    A reader must never delete the stored blob: in the shared ``file://`` store that file
+    is every runner's copy, and one bad read (or an untrusted record naming another sync
+    set's blob with a wrong digest) would remove a good blob for all of them. Callers that
+    downloaded a private copy remove that copy themselves; the blob's provider heals a
+    really corrupt blob by putting it again.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        BlobCorrupt: the digest differs; the bad copy is gone.
+        BlobCorrupt: the digest differs.
     """
     with open(path, "rb") as handle:
-        st = os.fstat(handle.fileno())
-        actual = hash_stream(handle, st.st_size, progress)
-    if actual == expected:
-        return
-    with contextlib.suppress(FileNotFoundError):
-        now = os.stat(path)
-        if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
-            os.unlink(path)
-    raise BlobCorrupt(
-        blob_id,
-        f"blob {blob_id} is corrupt: sha256 {actual} != expected {expected}; copy deleted",
-        hint="put the archive again or publish a new snapshot",
-    )
+        actual = hash_stream(handle, os.fstat(handle.fileno()).st_size, progress)
+    if actual != expected:
+        raise BlobCorrupt(
+            blob_id,
+            f"blob {blob_id} is corrupt: sha256 {actual} != expected {expected}",
+            hint="the stored blob is kept: its provider heals it by putting the archive "
+            "again, or publishes a new snapshot",
+        )

@@ -9,11 +9,12 @@ next call tries to set it up again. ``open_store`` returns every store wrapped i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import ClassVar
 
 from ..backend_urls import redact_url
+from ..errors import CarError
 from .base import BlobStore, Progress
 
 
@@ -63,6 +64,18 @@ class LazyStore:
     def check(self) -> None:
         """Set the backend up if needed, then ``BlobStore.check`` it."""
         self.opened().check()
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """See ``BlobStore.sweep_local``; a backend that cannot be set up has nothing swept.
+
+        Sweeping is start-up housekeeping and must never fail a start: an unreachable
+        backend is the outage the start-time check reports, and the next start sweeps.
+        """
+        try:
+            store = self.opened()
+        except CarError:
+            return []
+        return store.sweep_local(keep=keep)
 
     def describe(self) -> str:
         """The redacted URL, without setting anything up."""

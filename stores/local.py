@@ -2,16 +2,19 @@
 
 Layout (SPEC §9, part of the contract): ``<dir>/<cid>``, one file per blob named by its
 CID, so ``sha256sum`` checks a blob by hand. Every runner on the host shares the
-directory: a put is a streamed copy into a temp file in the same directory, fsync, then
-``os.replace``, so readers never see a partial blob and concurrent puts of the same
-content both land the same bytes. ``get`` returns the stored file itself (no second
-copy), which is why ``delete(local=True)`` never removes it: other runners share it.
+directory: a put is a streamed copy into a locked ``.put-*.tmp`` file in the same
+directory, fsync, then ``os.replace``, so readers never see a partial blob, concurrent
+puts of the same content both land the same bytes, and a sweep at start removes only the
+temp files of writers that died (``stores/tempfiles.py``). ``get`` returns the stored
+file itself (no second copy), which is why ``delete(local=True)`` never removes it:
+other runners share it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -20,9 +23,10 @@ from ..backend_urls import absolute_path, query_params, split_url
 from ..errors import BlobNotFound, StoreError
 from ..fsutil import fsync_dir
 from .base import Progress
-from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_digest
 from .cid import cid_from_sha256
 from .ranges import check_range, past_end
+from .tempfiles import PUT_PREFIX, LockedTemp, sweep_temp_files
 
 URL_KEY = "STORAGE.BLOBS"
 EXAMPLE_URL = "file:///var/lib/car/shared/blobs"
@@ -83,17 +87,14 @@ class FileBlobStore:
             StoreError: the copy failed (disk full, permissions); nothing was stored.
         """
         try:
-            tmp, digest = copy_hashing(src, self.directory, progress)
-        except OSError as exc:
-            raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
-        cid = cid_from_sha256(bytes.fromhex(digest))
-        try:
-            # Replacing an existing copy is harmless (same bytes) and heals a corrupt one.
-            os.replace(tmp, self.directory / cid)
+            with LockedTemp(self.directory, PUT_PREFIX) as tmp:
+                digest = copy_hashing(src, tmp.fd, progress)
+                os.fchmod(tmp.fd, 0o644)
+                cid = cid_from_sha256(bytes.fromhex(digest))
+                # Replacing an existing copy is harmless (same bytes) and heals a corrupt one.
+                tmp.place(self.directory / cid)
             fsync_dir(self.directory)
         except OSError as exc:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
             raise StoreError(f"put of {src} into {self.describe()} failed: {exc}") from exc
         return cid
 
@@ -107,9 +108,12 @@ class FileBlobStore:
     ) -> Path:
         """Return the stored file for ``cid`` after verifying its bytes.
 
+        The stored file is every runner's copy, so a mismatch deletes nothing: the
+        snapshot is refused on this reader and the blob's provider heals it with a put.
+
         Raises:
             BlobNotFound: no such blob.
-            BlobCorrupt: the bytes do not match; the stored copy was deleted.
+            BlobCorrupt: the bytes do not match; the stored file is kept.
             BlobTooLarge: bigger than ``max_bytes`` (the stored blob is kept).
             StoreError: invalid id, or a foreign id without ``sha256``.
         """
@@ -118,7 +122,7 @@ class FileBlobStore:
         path = self.directory / cid
         try:
             check_size(cid, path.stat().st_size, max_bytes)
-            verify_or_delete(path, cid, expected, progress)
+            verify_digest(path, cid, expected, progress)
         except FileNotFoundError as exc:
             raise BlobNotFound(cid) from exc
         except OSError as exc:
@@ -170,6 +174,14 @@ class FileBlobStore:
                 f"{self.describe()} is missing or not a readable directory",
                 hint="fix STORAGE.BLOBS or the directory's permissions",
             )
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove ``.put-*.tmp`` files of killed writers; every blob stays (all are shared).
+
+        A temp file whose writer is alive (another runner's put in flight) is kept.
+        """
+        del keep  # there are no private copies here: get returns the shared file
+        return sweep_temp_files(self.directory, PUT_PREFIX)
 
     def describe(self) -> str:
         """``file://<dir>`` (there are no secrets in a path)."""

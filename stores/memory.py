@@ -1,10 +1,10 @@
 """MemoryBlobStore: a real, in-process BlobStore for fast orchestration tests.
 
 It passes the same contract suite as the real backends, which keeps it honest: same id
-checks, same verification on ``get`` (a mismatch deletes the local copy and raises
-``BlobCorrupt``), same no-op delete of unknown ids. Blobs live in a dict; ``get``
-materialises a verified copy under ``cache_dir``. Several runners in one test may share
-one instance (one lock guards the dict).
+checks, same verification on ``get`` (a mismatch deletes the local copy, never the
+stored bytes, and raises ``BlobCorrupt``), same no-op delete of unknown ids. Blobs live
+in a dict; ``get`` materialises a verified copy under ``cache_dir``. Several runners in
+one test may share one instance (one lock guards the dict).
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import contextlib
 import hashlib
 import os
 import threading
+from collections.abc import Collection
 from pathlib import Path
 from typing import ClassVar
 
 from ..errors import BlobNotFound, StoreError
-from ..fsutil import atomic_write_bytes
 from .base import Progress
-from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256
 from .ranges import check_range, past_end
+from .tempfiles import GET_PREFIX, LockedTemp, prune_local_copies, sweep_temp_files
 
 
 class MemoryBlobStore:
@@ -64,7 +65,8 @@ class MemoryBlobStore:
 
         Raises:
             BlobNotFound: no such blob.
-            BlobCorrupt: the bytes do not match; the local copy was deleted.
+            BlobCorrupt: the bytes do not match; the local copy was deleted, the stored
+                bytes are kept.
             BlobTooLarge: bigger than ``max_bytes``; nothing was written.
             StoreError: invalid id, or a foreign id without ``sha256``.
         """
@@ -76,8 +78,12 @@ class MemoryBlobStore:
             raise BlobNotFound(cid)
         check_size(cid, len(data), max_bytes)
         dest = self.cache_dir / cid
-        atomic_write_bytes(dest, data)
-        verify_or_delete(dest, cid, expected, progress)
+        # Through a locked temp file like the real stores, so the sweep contract holds here.
+        with LockedTemp(self.cache_dir, GET_PREFIX) as tmp:
+            with os.fdopen(tmp.fd, "wb", closefd=False) as out:
+                out.write(data)
+            verify_digest(tmp.path, cid, expected, progress)  # mismatch: the temp goes
+            tmp.place(dest)
         return dest
 
     def get_range(self, cid: str, offset: int, length: int) -> bytes:
@@ -109,6 +115,11 @@ class MemoryBlobStore:
     def check(self) -> None:
         """Always usable: the blobs live in this process."""
 
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove abandoned downloads and every cached copy but ``keep``; never a blob."""
+        removed = sweep_temp_files(self.cache_dir, GET_PREFIX)
+        return removed + prune_local_copies(self.cache_dir, keep)
+
     def describe(self) -> str:
         """``memory://`` (nothing secret, nothing to locate)."""
         return "memory://"
@@ -124,6 +135,11 @@ class MemoryBlobStore:
         check_blob_id(blob_id)
         with self._lock:
             self._blobs[blob_id] = data
+
+    def stored(self, blob_id: str) -> bytes | None:
+        """The bytes held under ``blob_id`` (None: nothing), without verifying them."""
+        with self._lock:
+            return self._blobs.get(blob_id)
 
     def cids(self) -> set[str]:
         """Ids currently stored remotely."""

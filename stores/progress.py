@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
@@ -105,6 +105,9 @@ class ProgressStore:
 
     def check(self) -> None:
         self.inner.check()
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        return self.inner.sweep_local(keep=keep)
 
     def describe(self) -> str:
         return self.inner.describe()

@@ -8,6 +8,7 @@ returns stores already wrapped.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import ClassVar
 
@@ -61,6 +62,10 @@ class RetryingStore:
     def check(self) -> None:
         """``inner.check`` once, without retries: its caller re-checks with its own backoff."""
         self.inner.check()
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """``inner.sweep_local`` (local housekeeping: nothing transient to retry)."""
+        return self.inner.sweep_local(keep=keep)
 
     def describe(self) -> str:
         """The inner store's redacted URL."""

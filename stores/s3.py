@@ -4,7 +4,9 @@ Layout (SPEC §9): object key ``<prefix>/<cid>`` (no prefix: ``<cid>``). The CID
 computed by a streaming hash pass before the upload; the upload is boto3's managed
 transfer from the file name, so large files go multipart in 8 MiB parts read from disk
 part by part (memory stays flat in file size). ``get`` downloads into this node's cache
-dir through a temp file, verifies the bytes, then renames; a mismatch deletes the copy.
+dir through a locked ``.get-*.tmp`` file (``stores/tempfiles.py``), verifies the bytes,
+then renames; a mismatch deletes the download, never the object (a consumer never
+deletes remote data).
 
 This is the only module that imports boto3 and the only place its errors are
 translated: 404 → ``BlobNotFound``; connection errors, timeouts, 5xx and throttling →
@@ -19,8 +21,8 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,9 +37,10 @@ from boto3.s3.transfer import TransferConfig
 from ..backend_urls import query_params, redact_url, split_url
 from ..errors import BlobNotFound, ConfigError, StoreError, StoreUnavailable
 from .base import Progress
-from .blobfiles import check_blob_id, check_size, expected_sha256, verify_or_delete
+from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256, sha256_file
 from .ranges import check_range, past_end
+from .tempfiles import GET_PREFIX, LockedTemp, prune_local_copies, sweep_temp_files
 
 URL_KEY = "STORAGE.BLOBS"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -201,7 +204,7 @@ class S3BlobStore:
 
         Raises:
             BlobNotFound: no such object.
-            BlobCorrupt: the bytes do not match; the downloaded copy was deleted.
+            BlobCorrupt: the bytes do not match; the download was deleted, the object kept.
             BlobTooLarge: the object is bigger than ``max_bytes``; nothing was downloaded.
             StoreUnavailable: transient failure.
             StoreError: invalid id, credentials, missing bucket.
@@ -217,23 +220,25 @@ class S3BlobStore:
             raise self._translate(exc, "get", cid) from exc
         check_size(cid, size, max_bytes)  # before a byte lands in the cache dir
         callback = _Counter(progress, size) if progress is not None else None
-        fd, tmp_name = tempfile.mkstemp(prefix=".get-", suffix=".tmp", dir=self.cache_dir)
-        os.close(fd)
         try:
-            self._download(key, cid, tmp_name, callback)
-            verify_or_delete(Path(tmp_name), cid, expected, None)
-            dest = self.cache_dir / cid
-            os.replace(tmp_name, dest)
-            return dest
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+            with LockedTemp(self.cache_dir, GET_PREFIX) as tmp:
+                self._download(key, cid, tmp.fd, callback)
+                verify_digest(tmp.path, cid, expected, None)
+                dest = self.cache_dir / cid
+                tmp.place(dest)
+        except OSError as exc:
+            raise StoreError(f"get of {cid} into {self.cache_dir} failed: {exc}") from exc
+        return dest
 
-    def _download(self, key: str, cid: str, tmp_name: str, callback: _Counter | None) -> None:
+    def _download(self, key: str, cid: str, fd: int, callback: _Counter | None) -> None:
+        # Into our own locked temp file (download_fileobj), not download_file: that one
+        # writes a temp file of its own that a killed process would leave unmarked.
         try:
-            self._client.download_file(
-                self.config.bucket, key, tmp_name, Config=TRANSFER, Callback=callback
-            )
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                self._client.download_fileobj(
+                    self.config.bucket, key, out, Config=TRANSFER, Callback=callback
+                )
+                out.flush()
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._translate(exc, "get", cid) from exc
 
@@ -297,6 +302,15 @@ class S3BlobStore:
         if local:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.cache_dir / cid)
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        """Remove abandoned downloads and every cached copy but ``keep``; never an object.
+
+        The cache dir is this node's own, so a copy not in ``keep`` is garbage: a CID
+        downloaded but never applied, or one whose retirement was missed.
+        """
+        removed = sweep_temp_files(self.cache_dir, GET_PREFIX)
+        return removed + prune_local_copies(self.cache_dir, keep)
 
     def describe(self) -> str:
         """The store URL with credentials redacted."""

@@ -39,6 +39,21 @@ MAX_REQUEST_BYTES: Final = 64 * 1024
 MAX_METADATA_BYTES: Final = 16 * 1024
 MAX_ARCHIVE_PATHS: Final = 64
 RAW_BODY_PREVIEW_CHARS: Final = 1024
+# Metadata nests at most this deep (the metadata object itself is level 1); checked on
+# the provider's request and on every record, so whatever a provider publishes parses.
+MAX_METADATA_DEPTH: Final = 32
+# Integers anywhere in a request's metadata or a record: at most this many digits.
+MAX_JSON_INT_DIGITS: Final = 64
+
+# --- record limits (docs/FORMAT.md "Registry record") -----------------------------------
+# Checked on the raw registry value before parsing. A record a provider publishes stays
+# below: metadata <= 16 KiB and paths from a <= 64 KiB request, even escaped as \uXXXX.
+MAX_RECORD_BYTES: Final = 256 * 1024
+MAX_RECORD_DEPTH: Final = 64
+MAX_RECORD_STRING_CHARS: Final = 256  # cid, node_id, archive_format, encryption
+MAX_RECORD_PATH_CHARS: Final = 4096  # one manifest archive path (PATH_MAX)
+MAX_RECORD_INT: Final = 2**63 - 1  # version, sizes, member count, schema_version
+MAX_RECORD_TIMESTAMP: Final = 253_402_300_799.0  # 9999-12-31T23:59:59Z: formattable
 
 # --- runtime modes (SPEC §5.1, §6) -------------------------------------------------------
 CAPTURE_OFFLINE: Final = "offline"

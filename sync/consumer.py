@@ -49,7 +49,7 @@ from .preflight import (
 )
 from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
-from .records import SyncRecord, parse_record
+from .records import RecordInvalid, SyncRecord, parse_record
 from .startup_recovery import StartupRecovery
 
 
@@ -164,8 +164,8 @@ class SnapshotConsumer:
             return False
         try:
             record = parse_record(text)
-        except SnapshotInvalid:
-            return False
+        except RecordInvalid:
+            return False  # the app starts; the first tick quarantines and logs the record
         return self._due(record, now)
 
     def apply_before_first_start(self, now: float) -> ApplyOutcome | None:
@@ -175,8 +175,27 @@ class SnapshotConsumer:
     def recover(self, now: float | None = None) -> None:
         """Resolve an unfinished apply journal before the container starts (SPEC §7.7)."""
         self._recovery.run(time.time() if now is None else now)
+        self._sweep_downloads()  # after recovery: an apply it finished keeps its copy
 
     # --- steps -----------------------------------------------------------------------
+    def _sweep_downloads(self) -> None:
+        """At start: drop what a killed run left (partials, CIDs never applied).
+
+        Only the applied CID's copy stays (retirement removes it after the next apply),
+        so ``downloads/`` never grows past the applied snapshot plus the one in hand.
+        """
+        applied = self.state.applied_cid()
+        removed = self._store.sweep_local(keep={applied} if applied else ())
+        if removed:
+            self._log.info("removed %d leftover download(s): %s", len(removed), ", ".join(removed))
+
+    def _drop_download(self, cid: str) -> None:
+        """A failed apply's local copy is garbage: a retry downloads it again."""
+        try:
+            self._store.delete(cid, remote=False, local=True)
+        except CarError as exc:  # housekeeping; the next start's sweep retries
+            self._log.warning("could not remove the download of %s: %s", cid, exc)
+
     def _finish_recovered(self, now: float) -> None:
         """Write the report an apply finished by ``recover()`` still owes (SPEC §7.7).
 
@@ -202,15 +221,23 @@ class SnapshotConsumer:
     def _parse(self, text: str, now: float) -> SyncRecord | None:
         try:
             return parse_record(text)
-        except SnapshotInvalid as exc:
-            digest = hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
-            if self.quarantine.blocking("", digest, now) is None:
-                self._log.warning("registry record is malformed: %s", exc)
+        except RecordInvalid as exc:
+            # Quarantined under the CID it names (if readable) and the value's sha256, so
+            # `car sync status` says which record failed; logged once per backoff step.
+            cid = exc.cid or ""
+            digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+            if self.quarantine.blocking(cid, digest, now) is None:
+                named = f"cid {cid}" if cid else "no readable cid"
+                error = (
+                    f"registry record for key {self._source.key!r} ({named}, value sha256 "
+                    f"{digest[:16]}) is malformed: {exc}"
+                )
+                self._log.warning("%s", error)
                 self.quarantine.record_failure(
-                    "",
+                    cid,
                     digest,
                     kind=Q.KIND_VALIDATION,
-                    error=str(exc),
+                    error=error,
                     now=now,
                     stage=C.STAGE_VALIDATION,
                 )
@@ -359,6 +386,7 @@ class SnapshotConsumer:
         self, record: SyncRecord, kind: str, exc: BaseException, now: float, *, stopped: bool
     ) -> ApplyOutcome:
         stage = getattr(exc, "stage", None) or _KIND_STAGES.get(kind)
+        self._drop_download(record.cid)
         entry = self.quarantine.record_failure(
             record.cid, record.manifest.digest(), kind=kind, error=str(exc), now=now, stage=stage
         )

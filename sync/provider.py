@@ -113,6 +113,9 @@ class SnapshotPublisher:
     def recover(self) -> None:
         """At start: re-queue an unfinished request (SPEC §5.5) and drop stale archives."""
         self._remove_stale_archives()
+        # Temp files of puts killed mid-upload; another runner's put in flight is kept.
+        for name in self.targets.store.sweep_local():
+            self._log.info("removed %s left by an interrupted upload", name)
         try:
             self.control.recover_stale_processing()
         except CarError as exc:

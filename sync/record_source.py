@@ -48,6 +48,11 @@ class RecordSource:
         self._read_outage = OutageLog(f"registry {registry.describe()}", log)
 
     @property
+    def key(self) -> str:
+        """The sync key whose record this source reads (``SYNC.KEY``)."""
+        return self._key
+
+    @property
     def next_hsync(self) -> float | None:
         """When the next refresh is due (None: at the next read)."""
         return self._next_hsync

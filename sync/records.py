@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SnapshotInvalid
+from ..stores.cid import is_safe_blob_id
 from . import constants as C
+from .json_limits import JsonLimitError, loads_bounded, structure_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,12 +101,63 @@ class SyncRecord:
 # --- parsing untrusted JSON ---------------------------------------------------------------
 
 
+class RecordInvalid(SnapshotInvalid):
+    """A registry value that is not a usable record; ``cid`` names it when it can be read."""
+
+    def __init__(self, reasons: list[str] | str, *, cid: str | None) -> None:
+        super().__init__(reasons, stage=C.STAGE_VALIDATION)
+        self.cid = cid
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(float(v))
+def _is_count(v: Any) -> bool:
+    """A version, size or member count: a non-negative 64-bit integer."""
+    return _is_int(v) and 0 <= v <= C.MAX_RECORD_INT
+
+
+def _is_timestamp(v: Any) -> bool:
+    """Seconds that every consumer can format (time.localtime, history, status)."""
+    return (_is_int(v) or isinstance(v, float)) and 0 <= v <= C.MAX_RECORD_TIMESTAMP
+
+
+def _is_short_string(v: Any) -> bool:
+    return isinstance(v, str) and len(v) <= C.MAX_RECORD_STRING_CHARS
+
+
+def _is_path_list(v: Any) -> bool:
+    return (
+        isinstance(v, list)
+        and 0 < len(v) <= C.MAX_ARCHIVE_PATHS
+        and all(isinstance(p, str) and len(p) <= C.MAX_RECORD_PATH_CHARS for p in v)
+    )
+
+
+_COUNT = f"an integer from 0 to {C.MAX_RECORD_INT}"
+_SHORT = f"a string of at most {C.MAX_RECORD_STRING_CHARS} characters"
+
+
+def metadata_problems(value: dict[str, Any], field: str = "metadata") -> list[str]:
+    """Why ``value`` is not acceptable as metadata; empty when it is.
+
+    One rule for a request's metadata (the provider refuses it) and a record's (the
+    consumer refuses it), so whatever a provider publishes, its consumers can parse:
+    at most ``MAX_METADATA_DEPTH`` levels, integers of at most ``MAX_JSON_INT_DIGITS``
+    digits, finite numbers, and at most ``MAX_METADATA_BYTES`` serialized (compact UTF-8).
+    """
+    problems = structure_problems(
+        value, max_depth=C.MAX_METADATA_DEPTH, max_int_digits=C.MAX_JSON_INT_DIGITS
+    )
+    if not problems:  # shallow enough for the (recursive) encoder
+        compact = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        size = len(compact.encode("utf-8", "surrogatepass"))
+        if size > C.MAX_METADATA_BYTES:
+            problems.append(
+                f"is {size} bytes serialized; at most {C.MAX_METADATA_BYTES} are allowed"
+            )
+    return [f"{field}: {p}" for p in problems]
 
 
 class _Collector:
@@ -128,31 +181,36 @@ class _Collector:
             return None
         return self.need(obj, key, check, what, where)
 
+    def mapping(self, obj: dict[str, Any], key: str, where: str) -> dict[str, Any]:
+        """An optional object field (metadata, runtime), bounded like request metadata."""
+        value = obj.get(key) or {}
+        if not isinstance(value, dict):
+            self.reasons.append(f"{where}{key}: must be an object")
+            return {}
+        self.reasons.extend(metadata_problems(value, f"{where}{key}"))
+        return value
+
 
 def _parse_manifest(raw: Any, col: _Collector) -> Manifest | None:
     if not isinstance(raw, dict):
         col.reasons.append("manifest: must be an object")
         return None
     w = "manifest."
-    schema = col.need(raw, "schema_version", _is_int, "an integer", w)
+    schema = col.need(raw, "schema_version", _is_count, _COUNT, w)
     paths = col.need(
         raw,
         "archive_paths",
-        lambda v: isinstance(v, list) and v and all(isinstance(p, str) for p in v),
-        "a non-empty list of strings",
+        _is_path_list,
+        f"a non-empty list of at most {C.MAX_ARCHIVE_PATHS} strings of at most "
+        f"{C.MAX_RECORD_PATH_CHARS} characters",
         w,
     )
-    fmt = col.need(raw, "archive_format", lambda v: isinstance(v, str), "a string", w)
-    size = col.need(
-        raw, "archive_size_bytes", lambda v: _is_int(v) and v >= 0, "an integer >= 0", w
-    )
+    fmt = col.need(raw, "archive_format", _is_short_string, _SHORT, w)
+    size = col.need(raw, "archive_size_bytes", _is_count, _COUNT, w)
     enc = raw.get("encryption", C.ENCRYPTION_DEFAULT)
-    if not isinstance(enc, str):
-        col.reasons.append("manifest.encryption: must be a string")
-    runtime = raw.get("runtime") or {}
-    if not isinstance(runtime, dict):
-        col.reasons.append("manifest.runtime: must be an object")
-        runtime = {}
+    if not _is_short_string(enc):
+        col.reasons.append(f"manifest.encryption: must be {_SHORT}")
+    runtime = col.mapping(raw, "runtime", w)
     sha = col.optional(
         raw,
         "archive_sha256",
@@ -160,11 +218,9 @@ def _parse_manifest(raw: Any, col: _Collector) -> Manifest | None:
         "64 lower-case hex characters",
         w,
     )
-    unpacked = col.optional(
-        raw, "unpacked_bytes", lambda v: _is_int(v) and v >= 0, "an integer >= 0", w
-    )
-    members = col.optional(raw, "members", lambda v: _is_int(v) and v >= 0, "an integer >= 0", w)
-    if None in (schema, paths, fmt, size) or not isinstance(enc, str):
+    unpacked = col.optional(raw, "unpacked_bytes", _is_count, _COUNT, w)
+    members = col.optional(raw, "members", _is_count, _COUNT, w)
+    if None in (schema, paths, fmt, size) or not _is_short_string(enc):
         return None
     return Manifest(
         schema_version=schema,
@@ -179,32 +235,77 @@ def _parse_manifest(raw: Any, col: _Collector) -> Manifest | None:
     )
 
 
+# Where a record's CID probably is, for naming a value that does not parse.
+_CID_HINT = re.compile(r'"cid"\s*:\s*"([^"\\]{1,255})"')
+
+
+def _cid_hint(raw: Any, text: str | None) -> str | None:
+    """The record's CID if one can be read (a safe blob id), else None."""
+    if isinstance(raw, dict):
+        cid = raw.get("cid")
+    else:
+        match = _CID_HINT.search(text) if text is not None else None
+        cid = match.group(1) if match else None
+    return cid if isinstance(cid, str) and is_safe_blob_id(cid) else None
+
+
+def _load(text: str | bytes) -> Any:
+    """The parsed value of a registry value, within the record bounds."""
+    if isinstance(text, bytes):
+        raw_bytes = text
+        try:
+            text = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            hint = _cid_hint(None, raw_bytes.decode("utf-8", "replace"))
+            raise RecordInvalid(f"record is not valid UTF-8 (byte {exc.start})", cid=hint) from None
+    try:
+        return loads_bounded(
+            text,
+            max_bytes=C.MAX_RECORD_BYTES,
+            max_depth=C.MAX_RECORD_DEPTH,
+            max_int_digits=C.MAX_JSON_INT_DIGITS,
+        )
+    except JsonLimitError as exc:
+        raise RecordInvalid(f"record refused: {exc}", cid=_cid_hint(None, text)) from None
+    except ValueError as exc:  # json.JSONDecodeError
+        raise RecordInvalid(f"record is not valid JSON: {exc}", cid=_cid_hint(None, text)) from None
+
+
 def parse_record(text: str | bytes) -> SyncRecord:
-    """Parse a registry value into a SyncRecord.
+    """Parse a registry value into a SyncRecord, within bounds on every field.
+
+    The raw text is bounded before parsing (``MAX_RECORD_BYTES``, ``MAX_RECORD_DEPTH``,
+    ``MAX_JSON_INT_DIGITS``, finite numbers only), then each field: counts are 64-bit,
+    the timestamp formattable, strings short, and metadata/runtime bounded like a
+    request's metadata. Hostile input therefore raises nothing but ``RecordInvalid``.
 
     Raises:
-        SnapshotInvalid: with every structural problem found (not just the first).
+        RecordInvalid: with every structural problem found (not just the first) and the
+            record's CID when it can be read.
     """
-    try:
-        raw = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SnapshotInvalid(f"record is not valid JSON: {exc}") from None
+    raw = _load(text)
     if not isinstance(raw, dict):
-        raise SnapshotInvalid("record must be a JSON object")
+        raise RecordInvalid("record must be a JSON object", cid=None)
     col = _Collector()
-    cid = col.need(raw, "cid", lambda v: isinstance(v, str) and v != "", "a non-empty string", "")
-    version = col.need(raw, "version", _is_int, "an integer", "")
-    timestamp = col.optional(raw, "timestamp", _is_number, "a number", "")
-    node_id = col.optional(raw, "node_id", lambda v: isinstance(v, str), "a string", "")
-    metadata = raw.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        col.reasons.append("metadata: must be an object")
-    runtime = raw.get("runtime") or {}
-    if not isinstance(runtime, dict):
-        col.reasons.append("runtime: must be an object")
+    cid = col.need(
+        raw, "cid", lambda v: _is_short_string(v) and v != "", f"a non-empty {_SHORT[2:]}", ""
+    )
+    version = col.need(raw, "version", _is_count, _COUNT, "")
+    timestamp = col.optional(
+        raw,
+        "timestamp",
+        _is_timestamp,
+        f"a number of seconds from 0 to {C.MAX_RECORD_TIMESTAMP:.0f}",
+        "",
+    )
+    node_id = col.optional(raw, "node_id", _is_short_string, _SHORT, "")
+    metadata = col.mapping(raw, "metadata", "")
+    runtime = col.mapping(raw, "runtime", "")
     manifest = _parse_manifest(raw.get("manifest"), col)
+    if timestamp is None and version is not None and not _is_timestamp(version):
+        col.reasons.append("timestamp: missing, and version is not a time in seconds")
     if col.reasons or manifest is None:
-        raise SnapshotInvalid(col.reasons or ["manifest: invalid"])
+        raise RecordInvalid(col.reasons or ["manifest: invalid"], cid=_cid_hint(raw, None))
     return SyncRecord(
         cid=cid,
         version=version,

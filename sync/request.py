@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import RequestRejected
 from . import constants as C
+from .json_limits import structure_problems
 from .paths import PathResolver
 from .records import SyncRequest
 
@@ -76,6 +77,13 @@ def _metadata(raw: object) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise _reject("metadata_not_object", "metadata must be a JSON object")
+    # The bounds every consumer applies to a record's metadata (records.metadata_problems):
+    # refused here, or the snapshot would be published and refused by every consumer.
+    problems = structure_problems(
+        raw, max_depth=C.MAX_METADATA_DEPTH, max_int_digits=C.MAX_JSON_INT_DIGITS
+    )
+    if problems:
+        raise _reject("metadata_too_complex", "metadata: " + "; ".join(problems))
     size = len(json.dumps(raw, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > C.MAX_METADATA_BYTES:
         raise _reject(

@@ -18,7 +18,7 @@ whose scheduled faults were never reached (a fault test that cannot fail is a de
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -124,6 +124,10 @@ class FaultyBlobStore:
 
     def check(self) -> None:
         self._schedule.run("check", (), self.inner.check)
+
+    def sweep_local(self, *, keep: Collection[str] = ()) -> list[str]:
+        # Start-up housekeeping, not a scheduled operation: never faulted, not in ``calls``.
+        return self.inner.sweep_local(keep=keep)
 
     def describe(self) -> str:
         return self.inner.describe()

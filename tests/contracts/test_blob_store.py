@@ -7,6 +7,7 @@ or plant a foreign one, as another tool would) and name where its local copy liv
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import threading
@@ -56,6 +57,25 @@ def _local_copy(store: Any, blob_id: str) -> Path:
     if isinstance(store, FileBlobStore):
         return store.directory / blob_id
     return Path(store.cache_dir) / blob_id
+
+
+def _stored_bytes(store: Any, blob_id: str) -> bytes | None:
+    """What the backend itself holds under ``blob_id`` (None: nothing), read around ``get``."""
+    if isinstance(store, MemoryBlobStore):
+        return store.stored(blob_id)
+    if isinstance(store, FileBlobStore):
+        path = store.directory / blob_id
+        return path.read_bytes() if path.exists() else None
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=store.config.endpoint_url, region_name="us-east-1")
+    try:
+        body: bytes = client.get_object(Bucket=store.config.bucket, Key=store.key_for(blob_id))[
+            "Body"
+        ].read()
+    except client.exceptions.NoSuchKey:
+        return None
+    return body
 
 
 @pytest.fixture(params=["memory", "file", pytest.param("s3", marks=pytest.mark.s3)])
@@ -131,7 +151,7 @@ def test_delete_remote_twice_then_get_raises_blob_not_found(
         blob_store.get(cid)
 
 
-def test_corrupt_blob_is_detected_and_the_bad_copy_deleted(
+def test_corrupt_blob_raises_blob_corrupt_and_deletes_only_the_local_download(
     blob_store: BlobStore, small_file: Path
 ) -> None:
     cid = blob_store.put(small_file)
@@ -140,7 +160,13 @@ def test_corrupt_blob_is_detected_and_the_bad_copy_deleted(
         blob_store.get(cid)
     assert info.value.blob_id == cid
     assert "corrupt" in str(info.value)
-    assert not _local_copy(blob_store, cid).exists()
+    # A reader never deletes shared or remote data: one consumer's bad read (or an
+    # untrusted record) must not remove the blob for every runner. Its provider heals it.
+    assert _stored_bytes(blob_store, cid) == b"not the original bytes"
+    if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
+        assert not _local_copy(blob_store, cid).exists()
+    with pytest.raises(BlobCorrupt):
+        blob_store.get(cid)  # still there, still refused: not BlobNotFound
 
 
 def test_put_after_corruption_heals_the_blob(blob_store: BlobStore, small_file: Path) -> None:
@@ -184,11 +210,16 @@ def test_foreign_id_is_verified_against_the_given_sha256(
     assert path.read_bytes() == data
 
 
-def test_foreign_id_with_wrong_sha256_raises_blob_corrupt(blob_store: BlobStore) -> None:
+def test_foreign_id_with_wrong_sha256_raises_blob_corrupt_and_keeps_the_blob(
+    blob_store: BlobStore,
+) -> None:
     _plant_raw(blob_store, "foreign-2", b"some bytes")
     with pytest.raises(BlobCorrupt):
         blob_store.get("foreign-2", sha256="0" * 64)
-    assert not _local_copy(blob_store, "foreign-2").exists()
+    # A record naming another sync set's blob with a wrong digest deletes nothing shared.
+    assert _stored_bytes(blob_store, "foreign-2") == b"some bytes"
+    if not isinstance(blob_store, FileBlobStore):
+        assert not _local_copy(blob_store, "foreign-2").exists()
 
 
 def test_foreign_id_without_sha256_cannot_be_verified(blob_store: BlobStore) -> None:
@@ -309,3 +340,43 @@ def test_get_range_rejects_unsafe_ids(blob_store: BlobStore, bad_id: str) -> Non
     with pytest.raises(StoreError) as info:
         blob_store.get_range(bad_id, 0, 1)
     assert "invalid blob id" in str(info.value)
+
+
+def _temp_dir_and_prefix(store: Any) -> tuple[Path, str]:
+    """Where the backend writes temp files, and their name prefix (stores/tempfiles.py)."""
+    if isinstance(store, FileBlobStore):
+        return store.directory, ".put-"
+    return Path(store.cache_dir), ".get-"
+
+
+def test_sweep_local_removes_abandoned_temp_files_and_keeps_ones_being_written(
+    blob_store: BlobStore, small_file: Path
+) -> None:
+    cid = blob_store.put(small_file)
+    directory, prefix = _temp_dir_and_prefix(blob_store)
+    directory.mkdir(parents=True, exist_ok=True)
+    dead = directory / f"{prefix}killed.tmp"  # its writer is gone: nobody holds its lock
+    dead.write_bytes(b"partial")
+    live = directory / f"{prefix}in-flight.tmp"
+    with open(live, "wb") as writer:  # another process's put or download, still running
+        fcntl.flock(writer.fileno(), fcntl.LOCK_EX)
+        removed = blob_store.sweep_local()
+        assert not dead.exists()
+        assert live.exists()
+        assert dead.name in removed and live.name not in removed
+    assert blob_store.get(cid).read_bytes() == small_file.read_bytes()
+
+
+def test_sweep_local_keeps_the_kept_copy_and_never_deletes_a_stored_blob(
+    blob_store: BlobStore, tmp_path: Path
+) -> None:
+    applied = blob_store.put(write_random(tmp_path / "a.bin", 1000, b"a"))
+    never_applied = blob_store.put(write_random(tmp_path / "b.bin", 1000, b"b"))
+    blob_store.get(applied)
+    blob_store.get(never_applied)
+    blob_store.sweep_local(keep={applied})
+    assert _local_copy(blob_store, applied).exists()
+    if not isinstance(blob_store, FileBlobStore):  # file://: the local copy IS the blob
+        assert not _local_copy(blob_store, never_applied).exists()
+    assert _stored_bytes(blob_store, applied) is not None
+    assert _stored_bytes(blob_store, never_applied) is not None

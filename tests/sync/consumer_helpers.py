@@ -163,7 +163,7 @@ class Env:
 
     tmp: Path
     volume: Path
-    store: MemoryBlobStore
+    store: Any  # MemoryBlobStore unless make_env was given another store
     registry: MemoryRegistry
     containers: FakeContainers
     consumer: SnapshotConsumer
@@ -191,6 +191,7 @@ def make_env(
     registry: Any = None,
     on_step: Any = None,
     paths: InstancePaths | None = None,
+    store: Any = None,
 ) -> Env:
     """Wire a SnapshotConsumer for a volume bound at /app/data.
 
@@ -208,7 +209,7 @@ def make_env(
         history_dir=paths.history_received if paths else tmp / "history" / "received",
         limits=limits or ConsumerLimits(),
     )
-    store = MemoryBlobStore(tmp / "cache")
+    store = store if store is not None else MemoryBlobStore(tmp / "cache")
     reg = registry if registry is not None else MemoryRegistry()
     containers = FakeContainers(running=running)
     source = RecordSource(reg, KEY, hsync_interval, LOG)

@@ -148,7 +148,8 @@ def test_hand_written_record_whose_blob_does_not_match_its_cid_is_refused(
     assert outcome is not None and not outcome.applied and outcome.kind == "digest"
     assert containers.calls == []
     assert sorted(p.name for p in volume.iterdir()) == before
-    assert not blob.exists()  # the bad copy is deleted (SPEC §9)
+    # The shared blob is kept (every runner's copy; its provider heals it with a put).
+    assert blob.read_bytes() == bytes(data)
 
 
 def test_hand_written_record_with_a_foreign_id_and_no_sha256_is_refused(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,28 @@ def test_request_id_must_be_a_string(resolver: PathResolver) -> None:
     assert (
         _code({"archive_paths": ["/app/data"], "request_id": 5}, resolver) == "request_id_invalid"
     )
+
+
+@pytest.mark.parametrize(
+    ("metadata", "reason"),
+    [
+        (json.loads("[" * 40 + "]" * 40), "nested deeper than 32 levels"),
+        ({"id": 10**64}, "more than 64 digits"),
+        ({"x": float("inf")}, "not finite"),
+    ],
+)
+def test_metadata_a_consumer_would_refuse_is_rejected(
+    resolver: PathResolver, metadata: Any, reason: str
+) -> None:
+    # The same bounds as a record's metadata (records.metadata_problems): a provider
+    # never publishes a snapshot that every consumer refuses.
+    body = {"archive_paths": ["/app/data"], "metadata": {"m": metadata}}
+    with pytest.raises(RequestRejected) as info:
+        _parse(body, resolver)
+    assert info.value.code == "metadata_too_complex"
+    assert reason in str(info.value)
+
+
+def test_metadata_at_the_record_bounds_is_accepted(resolver: PathResolver) -> None:
+    metadata = {"deep": json.loads("[" * 31 + "]" * 31), "id": 10**63}
+    assert _parse({"archive_paths": ["/app/data"], "metadata": metadata}, resolver)
