@@ -99,6 +99,7 @@ CURRENT_APPLY_FILE: Final = "current_apply.json"
 JOURNAL_FILE: Final = "journal.json"
 HALT_FILE: Final = "halt.json"
 QUARANTINE_FILE: Final = "quarantine.json"
+UNRECORDED_CIDS_FILE: Final = "unrecorded_cids.json"  # provider: published, not in history
 STAGING_DIR: Final = "staging"
 OUTPUT_DIR: Final = "output"
 

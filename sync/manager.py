@@ -206,6 +206,7 @@ def _publisher(
         sync_key=cfg.key,
         node_id=site.node_id,
         work_dir=site.paths.output,
+        state_dir=site.paths.sync_state,
         archive_format=cfg.archive_format,
         compression_level=cfg.effective_compression_level,
         allow_online=cfg.allow_online_provider_capture,

@@ -34,7 +34,7 @@ from .history import HistoryLog
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
-from .retention import is_retired, retire_superseded
+from .retention import UnrecordedCids, is_retired, retire_superseded
 
 _log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class PublisherConfig:
     sync_key: str
     node_id: str
     work_dir: Path  # runner-private directory for the temp archive
+    state_dir: Path  # runner-private durable state (sync_state/): the unrecorded CIDs
     archive_format: str = C.ARCHIVE_FORMAT_ZST
     compression_level: int = C.DEFAULT_ZSTD_LEVEL
     allow_online: bool = False
@@ -108,7 +109,8 @@ class SnapshotPublisher:
             config.archive_format, config.compression_level, config.max_archive_bytes
         )
         self.capture = SnapshotCapture(settings, containers, resolver, monotonic=monotonic, log=log)
-        self._unrecorded: set[str] = set()  # published CIDs missing from the sent history
+        # Published CIDs missing from the sent history (retention cannot see them).
+        self._unrecorded = UnrecordedCids(config.state_dir / C.UNRECORDED_CIDS_FILE, log)
 
     def recover(self) -> None:
         """At start: re-queue an unfinished request (SPEC §5.5) and drop stale archives."""
@@ -187,24 +189,8 @@ class SnapshotPublisher:
             now=run.now,
             log=self._log,
         )
-        self._retire_unrecorded(keep=cid)
+        self._unrecorded.retire(self.targets.store, keep=cid)
         return PublishOutcome("ok", {**response, "status": "ok"}, cid=cid)
-
-    def _retire_unrecorded(self, keep: str) -> None:
-        """Retire CIDs published while the sent history could not be written (§7.9).
-
-        They have no history entry, so ``retire_superseded`` cannot find them; without
-        this their blobs would stay in the store for good. Kept in memory: a runner
-        restart in between forgets them (logged when they were published).
-        """
-        for cid in sorted(self._unrecorded - {keep}):
-            try:
-                self.targets.store.delete(cid, remote=True, local=True)
-            except Exception as exc:
-                self._log.warning("retirement of unrecorded %s failed, will retry: %s", cid, exc)
-                continue
-            self._unrecorded.discard(cid)
-            self._log.info("retired %s (published while the history was unwritable)", cid)
 
     # --- claim and validate -----------------------------------------------------------------
     def _claim(self) -> ClaimedRequest | None:

@@ -76,19 +76,22 @@ def make_rig(
     **cfg: Any,
 ) -> Rig:
     control_dir = tmp_path / "volume-sync"
-    control_dir.mkdir()
-    if data is None:
+    control_dir.mkdir(exist_ok=True)  # a second rig on the same dirs is a restart
+    if data is None and not (tmp_path / "data").exists():
         data = tmp_path / "data"
         (data / "sub").mkdir(parents=True)
         (data / "a.txt").write_text("alpha")
         (data / "sub" / "b.txt").write_text("beta")
+    data = data or tmp_path / "data"
     journal: list[str] = []
     store = JournalStore(store or MemoryBlobStore(tmp_path / "cache"), journal, store_faults)
     registry = registry or FaultyRegistry(MemoryRegistry())
     history = HistoryLog(tmp_path / "history" / "sent")
     containers = FakeContainers(journal)
     work = tmp_path / "work"
-    config = PublisherConfig(sync_key="key-1", node_id="node-a", work_dir=work, **cfg)
+    config = PublisherConfig(
+        sync_key="key-1", node_id="node-a", work_dir=work, state_dir=tmp_path / "state", **cfg
+    )
     resolver = PathResolver(bindings or [VolumeBinding("data", "fixed", data, "/app/data")])
     publisher = SnapshotPublisher(
         config,

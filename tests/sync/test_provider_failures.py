@@ -193,3 +193,36 @@ def test_snapshot_published_without_history_is_still_retired_later(rig: Rig, moc
     assert second is not None and second.status == "ok"
     assert first.cid not in rig.store.inner.cids()
     assert second.cid in rig.store.inner.cids()
+
+
+def test_cid_published_without_history_is_retired_after_a_restart(
+    tmp_path: Path, mocker: Any
+) -> None:
+    # SPEC §7.9 across a restart: the CID the history could not record is kept on disk
+    # (sync_state/unrecorded_cids.json), so a new provider over the same dirs retires it.
+    rig = make_rig(tmp_path)
+    mocker.patch.object(rig.history, "append", side_effect=OSError(28, "No space"))
+    rig.request({"archive_paths": ["/app/data"]})
+    first = rig.publisher.publish_pending(NOW)
+    assert first is not None and "history_error" in first.response
+    state = json.loads((tmp_path / "state" / C.UNRECORDED_CIDS_FILE).read_text())
+    assert state == {"cids": [first.cid]}
+
+    restarted = make_rig(tmp_path, store=rig.store.inner, registry=rig.registry)
+    (restarted.data / "a.txt").write_text("changed")
+    restarted.request({"archive_paths": ["/app/data"]})
+    second = restarted.publisher.publish_pending(NOW + 1)
+    assert second is not None and second.status == "ok"
+    assert rig.store.inner.cids() == {second.cid}
+    state = json.loads((tmp_path / "state" / C.UNRECORDED_CIDS_FILE).read_text())
+    assert state == {"cids": []}
+
+
+def test_unreadable_unrecorded_cids_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / C.UNRECORDED_CIDS_FILE).write_text("{not json")
+    rig = make_rig(tmp_path)
+    rig.request({"archive_paths": ["/app/data"]})
+    outcome = rig.publisher.publish_pending(NOW)
+    assert outcome is not None and outcome.status == "ok"
+    assert list((tmp_path / "state").glob(f"{C.UNRECORDED_CIDS_FILE}.unreadable.*"))
