@@ -6,9 +6,10 @@ attempt, and the outcome lands in that entry's ``deletion`` sub-record. Failures
 simply retried the next time this runs. Retirement is housekeeping: it never raises,
 so a flaky store can never turn a successful publish or apply into a failure.
 
-A snapshot published while the sent history could not be written has no entry to find;
-``UnrecordedCids`` keeps those CIDs in a small state file so they are retired too, also
-after a restart.
+``delete_unpublished`` is the other way a provider's blob goes: uploaded, never
+published. A snapshot published while the sent history could not be written has no
+entry to find; ``UnrecordedCids`` keeps those CIDs in a small state file so they are
+retired too, also after a restart.
 """
 
 from __future__ import annotations
@@ -87,6 +88,33 @@ def retire_superseded(
             log.exception("retirement: could not record the outcome for %s", entry.cid)
         outcomes.append(RetireOutcome(entry.cid, error is None, error))
     return outcomes
+
+
+def delete_unpublished(
+    store: BlobStore, history: HistoryLog, cid: str, log: logging.Logger
+) -> None:
+    """Best-effort delete of a blob a provider uploaded but could not publish; never raises.
+
+    Stores are content-addressed: unchanged data uploads to the CID an earlier
+    publish already made, which the registry's record may still name. That blob
+    is kept; retirement (SPEC §7.9) deletes it once it is superseded.
+    """
+    if _published_before(history, cid, log):
+        log.info("kept blob %s: an earlier publish of this node names it", cid)
+        return
+    try:
+        store.delete(cid, remote=True, local=True)
+    except Exception as exc:
+        log.warning("could not delete unpublished blob %s: %s", cid, exc)
+
+
+def _published_before(history: HistoryLog, cid: str, log: logging.Logger) -> bool:
+    try:
+        entries = history.entries()
+    except Exception as exc:  # unknown: keeping a blob is the safe side
+        log.warning("sent history unreadable (%s); keeping blob %s", exc, cid)
+        return True
+    return any(e.cid == cid and not is_retired(e) for e in entries)
 
 
 class UnrecordedCids:

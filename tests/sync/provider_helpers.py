@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ def make_rig(
     registry: Any = None,
     data: Path | None = None,
     bindings: list[VolumeBinding] | None = None,
+    monotonic: Callable[[], float] | None = None,
     **cfg: Any,
 ) -> Rig:
     control_dir = tmp_path / "volume-sync"
@@ -99,6 +101,7 @@ def make_rig(
         resolver,
         containers,
         PublishTargets(store, registry, history),
+        **({"monotonic": monotonic} if monotonic is not None else {}),
     )
     return Rig(publisher, control_dir, data, work, store, registry, history, containers, journal)
 

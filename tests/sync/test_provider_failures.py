@@ -1,6 +1,7 @@
 """SPEC §7.1-§7.4: every provider failure stage and the publish commit point.
 
-Stages: runtime_stop, archive_build, r1fs_upload, chainstore_publish.
+Stages: runtime_stop, archive_build, r1fs_upload, chainstore_publish (reached at the first
+attempt here, with the retry window off: see test_provider_publish_retry.py).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def test_lost_ack_with_our_cid_on_reread_is_success(tmp_path: Path) -> None:
 
 def test_publish_failure_deletes_blob_and_writes_no_history(tmp_path: Path) -> None:
     registry = FaultyRegistry(MemoryRegistry(), {"hset": [RegistryUnavailable("down")]})
-    rig = make_rig(tmp_path, registry=registry)
+    rig = make_rig(tmp_path, registry=registry, publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"], "request_id": "q"})
     outcome = rig.publisher.publish_pending(NOW)
     assert outcome is not None and outcome.stage == "chainstore_publish"
@@ -143,7 +144,7 @@ def test_publish_failure_when_registry_holds_another_cid(tmp_path: Path) -> None
     inner = MemoryRegistry()
     inner.hset(C.CHAINSTORE_HKEY, "key-1", json.dumps({"cid": "bafkreiother"}))
     registry = FaultyRegistry(inner, {"hset": [RegistryUnavailable("down")]})
-    rig = make_rig(tmp_path, registry=registry)
+    rig = make_rig(tmp_path, registry=registry, publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"]})
     assert rig.publisher.publish_pending(NOW).stage == "chainstore_publish"  # type: ignore[union-attr]
     assert json.loads(inner.hget(C.CHAINSTORE_HKEY, "key-1") or "")["cid"] == "bafkreiother"
@@ -153,7 +154,12 @@ def test_publish_failure_survives_reread_failure_and_delete_failure(tmp_path: Pa
     registry = FaultyRegistry(
         MemoryRegistry(), {"hset": [RegistryUnavailable("a")], "hget": [RegistryUnavailable("b")]}
     )
-    rig = make_rig(tmp_path, registry=registry, store_faults={"delete": [StoreUnavailable("c")]})
+    rig = make_rig(
+        tmp_path,
+        registry=registry,
+        store_faults={"delete": [StoreUnavailable("c")]},
+        publish_retry_seconds=0,
+    )
     rig.request({"archive_paths": ["/app/data"]})
     assert rig.publisher.publish_pending(NOW).stage == "chainstore_publish"  # type: ignore[union-attr]
     registry.assert_all_faults_fired()
