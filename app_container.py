@@ -3,8 +3,15 @@
 It implements ``sync.container_control.ContainerControl``: ``stop_confirmed()`` returns
 only once Docker reports the container gone (SPEC §3.3: volume mutation never happens
 without a confirmed stop), and ``start()`` runs a new container with the same spec
-while every volume stays mounted. Logs are saved before each removal, so a crash or a
-sync stop never loses the app's output.
+while every volume stays mounted.
+
+The app's output is saved to ``logs/`` *while it runs*: ``start()`` gives each container
+a log follower (``app_logs``), so a stop, including a sync stop inside the app's
+downtime, only waits for the few chunks the follower has not read yet (at most
+``LOG_DRAIN_SECONDS``) before the removal, which would cut the stream. Nothing of the
+log is read during a stop and it is never held in memory, whatever its size. A
+container this runner did not start (a crashed run's leftover) is saved with one
+streamed read before its removal, at start, outside any sync downtime.
 """
 
 from __future__ import annotations
@@ -12,16 +19,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
+from .app_logs import ContainerLogs, LogFollower, LogRetention
 from .docker_runtime import LABEL_DATA_DIR, ContainerSpec, ContainerState, DockerRuntime
-from .errors import CarError, ContainerNotFound, ContainerRuntimeError
-from .fsutil import atomic_write_bytes
+from .errors import ContainerNotFound, ContainerRuntimeError
 
 # How long a removal may take to show up in Docker before the stop counts as unconfirmed.
 CONFIRM_TIMEOUT = 15.0
 CONFIRM_POLL = 0.2
+# How long a stop waits for the log follower to catch up before removing the container
+# (which cuts the rest of the log): a bound on what logging may add to any downtime.
+LOG_DRAIN_SECONDS = 5.0
 
 
 class AppContainer:
@@ -35,6 +44,7 @@ class AppContainer:
         stop_timeout: int,
         logs_dir: Path,
         log: logging.Logger,
+        log_retention: LogRetention | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -45,6 +55,8 @@ class AppContainer:
         self.log = log
         self._clock = clock
         self._sleep = sleep
+        self.logs = ContainerLogs(logs_dir, log_retention or LogRetention(), log)
+        self._follower: LogFollower | None = None  # of the container this object started
 
     @property
     def name(self) -> str:
@@ -58,6 +70,8 @@ class AppContainer:
         """
         container_id = self.runtime.run(self.spec)
         self.log.info("container %s started (%s)", self.name, container_id[:12])
+        # By id: the stream must never move on to a later container of the same name.
+        self._follower = self.logs.follow(self.runtime.log_stream(container_id, follow=True))
 
     def state(self) -> ContainerState | None:
         return self.runtime.state(self.name)
@@ -70,12 +84,13 @@ class AppContainer:
         return self.runtime.get_archive(self.name, container_path)
 
     def remove_leftover(self) -> None:
-        """Remove a container of this name left by a crashed run of *this* runner.
+        """Remove what a crashed run of *this* runner left: log temp files, the container.
 
         Raises:
             ContainerRuntimeError: the name is taken by a container of another data dir
                 (or not made by car): it is left alone.
         """
+        self.logs.sweep()
         state = self.state()
         if state is None:
             return
@@ -90,7 +105,7 @@ class AppContainer:
         self.stop_confirmed()
 
     def stop_confirmed(self) -> None:
-        """Stop (STOP_TIMEOUT), save logs, remove; return once Docker reports it gone.
+        """Stop (STOP_TIMEOUT), finish its log file, remove; return once Docker reports it gone.
 
         Raises:
             ContainerRuntimeError: the container is still there; volumes must not be
@@ -106,7 +121,7 @@ class AppContainer:
                 return
             except ContainerRuntimeError as exc:  # removal with force still kills it
                 self.log.warning("container %s: stop failed, forcing removal: %s", self.name, exc)
-        self.save_logs()
+        self._finish_logs()
         removal_error: ContainerRuntimeError | None = None
         try:
             self.runtime.remove(self.name, force=True)
@@ -132,18 +147,20 @@ class AppContainer:
             hint="check `docker ps -a`; volumes were left untouched",
         ) from removal_error
 
+    def _finish_logs(self) -> None:
+        """The stopped container's log file: the follower's, else one streamed read."""
+        follower, self._follower = self._follower, None
+        if follower is None:  # not started by this object (a leftover): read it now
+            self.save_logs()
+        elif not follower.wait(LOG_DRAIN_SECONDS):
+            self.log.warning(
+                "container %s: the log follower had not caught up after %.0f s; the "
+                "removal cuts the rest of the log (%s keeps what arrived)",
+                self.name,
+                LOG_DRAIN_SECONDS,
+                follower.path.name,
+            )
+
     def save_logs(self) -> Path | None:
-        """Write the container's output to ``logs_dir/<UTC time>.log``; None on failure."""
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        path = self.logs_dir / f"{stamp}.log"
-        try:
-            data = self.runtime.logs(self.name)
-            self.logs_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(path, data)
-        except ContainerNotFound:
-            return None
-        except (CarError, OSError) as exc:  # losing logs must not block the stop
-            self.log.warning("container %s: could not save logs: %s", self.name, exc)
-            return None
-        self.log.info("container %s: logs saved to %s", self.name, path)
-        return path
+        """Write the container's whole output to ``logs_dir`` now, streamed; None on failure."""
+        return self.logs.save(self.runtime.log_stream(self.name, follow=False))

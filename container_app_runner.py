@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from .app_container import AppContainer
+from .app_logs import LogRetention
 from .docker_runtime import ContainerSpec, DockerRuntime
 from .errors import CarError
 from .images import ensure_image, image_owner
@@ -74,6 +75,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             stop_timeout=config.stop_timeout,
             logs_dir=self.paths.logs,
             log=self.log,
+            log_retention=LogRetention(config.logs_keep_files, config.logs_keep_bytes),
         )
         self.stop_requested = threading.Event()
         self.finished: RestartDecision | None = None  # set when the policy gave up

@@ -232,9 +232,20 @@ class DockerRuntime:
         return int(result.get("StatusCode", -1))
 
     def logs(self, name: str) -> bytes:
-        """Everything the container wrote to stdout and stderr."""
+        """Everything the container wrote to stdout and stderr, in memory: for short
+        outputs only (the demo's probes); saving a log uses ``log_stream``."""
         with _translated(f"read logs of container {name}"):
             return bytes(self.client.containers.get(name).logs(stdout=True, stderr=True))
+
+    def log_stream(self, name: str, *, follow: bool) -> Iterator[bytes]:
+        """The container's stdout and stderr as chunks, in bounded memory.
+
+        A generator: Docker is asked on the first ``next()``, so the thread that reads
+        does the waiting. With ``follow`` it goes on until the container stops.
+        """
+        with _translated(f"read logs of container {name}"):
+            container = self.client.containers.get(name)
+            yield from container.logs(stdout=True, stderr=True, stream=True, follow=follow)
 
     def get_archive(self, name: str, path: str) -> Iterator[bytes]:
         """A tar stream of ``path`` inside the container."""

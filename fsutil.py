@@ -15,8 +15,9 @@ import json
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import CarError
 
@@ -27,8 +28,13 @@ def _require_real_dir(directory: Path) -> None:
         raise CarError(f"refusing to write into {directory}: not a real directory")
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+@contextlib.contextmanager
+def atomic_file(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file object whose content becomes ``path`` atomically when the block ends.
+
+    Written in chunks, so a large file never has to be in memory at once. On a clean
+    exit: fsync, chmod ``mode``, ``os.replace``; on any exception the temp file
+    (``.<name>.<random>.tmp`` beside ``path``) is removed and the exception propagates.
 
     Raises:
         CarError: the parent is a symlink or not a directory.
@@ -39,7 +45,7 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
@@ -48,6 +54,17 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+
+    Raises:
+        CarError: the parent is a symlink or not a directory.
+        OSError: the write itself failed (the temp file is gone by then).
+    """
+    with atomic_file(path, mode=mode) as handle:
+        handle.write(data)
 
 
 def dumps_json(obj: Any) -> str:

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .app_logs import DEFAULT_KEEP_BYTES, DEFAULT_KEEP_FILES
 from .errors import ConfigError
 from .sync.config import SyncConfig
 from .validation import format_validation_error, show_value
@@ -181,6 +182,18 @@ class RunnerConfig(BaseModel):
     )
     stop_timeout: StrictInt = Field(
         10, alias="STOP_TIMEOUT", ge=0, description="an integer number of seconds >= 0"
+    )
+    logs_keep_files: StrictInt = Field(
+        DEFAULT_KEEP_FILES,
+        alias="LOGS_KEEP_FILES",
+        ge=1,
+        description="an integer >= 1 (saved container logs kept in logs/)",
+    )
+    logs_keep_bytes: StrictInt = Field(
+        DEFAULT_KEEP_BYTES,
+        alias="LOGS_KEEP_BYTES",
+        ge=1,
+        description="an integer number of bytes >= 1 (total size of logs/ kept)",
     )
     sync: SyncConfig = Field(
         default_factory=SyncConfig, alias="SYNC", description="a SYNC object (SPEC §6)"

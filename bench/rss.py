@@ -93,7 +93,12 @@ def _publisher(dirs: dict[str, Path], log: logging.Logger) -> Any:
 
     store, registry = _backends(dirs)
     resolver = PathResolver([VolumeBinding("data", "legacy", dirs["provider_vol"], DATA_MOUNT)])
-    config = PublisherConfig(sync_key=KEY, node_id="bench-provider", work_dir=dirs["provider_out"])
+    config = PublisherConfig(
+        sync_key=KEY,
+        node_id="bench-provider",
+        work_dir=dirs["provider_out"],
+        state_dir=dirs["provider_out"] / "state",
+    )
     targets = PublishTargets(store, registry, HistoryLog(dirs["provider_hist"]))
     control = ControlDir(dirs["provider_ctl"], "bench-provider", log=log)
     return SnapshotPublisher(config, control, resolver, FakeContainers(), targets, log=log)

@@ -110,6 +110,13 @@ class SyncConfig(BaseModel):
     max_members: PositiveInt = Field(
         C.DEFAULT_MAX_MEMBERS, alias="MAX_MEMBERS", description="an integer >= 1"
     )
+    publish_retry_seconds: StrictNumber = Field(
+        C.DEFAULT_PUBLISH_RETRY_SECONDS,
+        alias="PUBLISH_RETRY_SECONDS",
+        ge=0,
+        le=C.MAX_PUBLISH_RETRY_SECONDS,
+        description=f"a number of seconds from 0 to {C.MAX_PUBLISH_RETRY_SECONDS}",
+    )
     trusted_node_ids: list[Annotated[str, Strict()]] | None = Field(
         None, alias="TRUSTED_NODE_IDS", description="null or a list of node id strings"
     )

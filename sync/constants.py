@@ -95,6 +95,8 @@ MIN_POLL_INTERVAL: Final = 1.0
 DEFAULT_HSYNC_POLL_INTERVAL: Final = 60.0
 MIN_HSYNC_POLL_INTERVAL: Final = 10.0
 HSYNC_FAILURE_RETRY_CAP: Final = 30.0
+DEFAULT_PUBLISH_RETRY_SECONDS: Final = 60.0  # registry outage tolerated at the commit point
+MAX_PUBLISH_RETRY_SECONDS: Final = 3600  # the app waits (in_progress) that long at most
 GIB: Final = 1024**3
 DEFAULT_MAX_ARCHIVE_BYTES: Final = 10 * GIB
 UNPACKED_TO_ARCHIVE_RATIO: Final = 4
@@ -116,6 +118,7 @@ JOURNAL_FILE: Final = "journal.json"
 PENDING_REPORT_FILE: Final = "pending_report.json"  # an apply's report, owed until written
 HALT_FILE: Final = "halt.json"
 QUARANTINE_FILE: Final = "quarantine.json"
+UNRECORDED_CIDS_FILE: Final = "unrecorded_cids.json"  # provider: published, not in history
 STAGING_DIR: Final = "staging"
 OUTPUT_DIR: Final = "output"
 

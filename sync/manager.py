@@ -173,6 +173,15 @@ class SyncManager:
             # in sync must not take the app's runner down. Logged and retried next tick.
             self._log.exception("volume-sync tick failed unexpectedly; retrying next tick")
 
+    def shutdown(self) -> None:
+        """The runner stops: a publish still waiting for the registry gets a last attempt."""
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.shutdown()
+        except Exception:  # as in tick: a bug here must not block the runner's stop
+            self._log.exception("volume-sync shutdown failed unexpectedly")
+
 
 def build_sync_manager(
     cfg: SyncConfig,
@@ -233,10 +242,12 @@ def _publisher(
         sync_key=cfg.key,
         node_id=site.node_id,
         work_dir=site.paths.output,
+        state_dir=site.paths.sync_state,
         archive_format=cfg.archive_format,
         compression_level=cfg.effective_compression_level,
         allow_online=cfg.allow_online_provider_capture,
         max_archive_bytes=cfg.max_archive_bytes,
+        publish_retry_seconds=cfg.publish_retry_seconds,
     )
     control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
     targets = PublishTargets(

@@ -62,5 +62,7 @@ class _SyncMixin:
             self._sync.tick(now)
 
     def _sync_shutdown(self) -> None:
-        """Drop the manager; nothing of sync's outlives the runner."""
+        """End sync's pending work, drop the manager; nothing of sync's outlives the runner."""
+        if self._sync is not None:
+            self._sync.shutdown()
         self._sync = None

@@ -7,12 +7,19 @@ complete, before any network transfer) is ``SnapshotCapture``'s job. Every failu
 is answered once through ``ControlDir.fail`` with its stage label; texts sent to the app
 name container paths only (backend and OS details go to the log). The temp archive is
 always removed.
+
+A registry that is down at the commit point does not fail the publish at once: the
+uploaded snapshot *waits* (``CommitPoint``'s retry window, ``PUBLISH_RETRY_SECONDS``)
+and each later tick makes one more attempt, the request staying ``in_progress`` and no
+new request being claimed meanwhile. Ticks return at once, so the runner's loop goes on;
+the app was already restarted after the capture. When the window is over the request
+fails at ``chainstore_publish`` and the blob is deleted. A runner that stops while a
+publish waits makes one last attempt (``shutdown``) so the app gets its answer.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import time
@@ -28,13 +35,14 @@ from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
 from .archive import ArchiveInfo
 from .capture import ArchiveSettings, SnapshotCapture
+from .commit_point import CommitPoint, PendingCommit
 from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
 from .history import HistoryLog
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
-from .retention import is_retired, retire_superseded
+from .retention import UnrecordedCids, delete_unpublished, retire_superseded
 
 _log = logging.getLogger(__name__)
 
@@ -46,10 +54,12 @@ class PublisherConfig:
     sync_key: str
     node_id: str
     work_dir: Path  # runner-private directory for the temp archive
+    state_dir: Path  # runner-private durable state (sync_state/): the unrecorded CIDs
     archive_format: str = C.ARCHIVE_FORMAT_ZST
     compression_level: int = C.DEFAULT_ZSTD_LEVEL
     allow_online: bool = False
     max_archive_bytes: int | None = C.DEFAULT_MAX_ARCHIVE_BYTES
+    publish_retry_seconds: float = C.DEFAULT_PUBLISH_RETRY_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +75,7 @@ class PublishTargets:
 class PublishOutcome:
     """The answer given to the app, for the caller's log and status."""
 
-    status: str  # "ok" or "error"
+    status: str  # "ok", "error", or "in_progress" while waiting for the registry
     response: dict[str, Any]
     stage: str | None = None
     cid: str | None = None
@@ -82,6 +92,7 @@ class _Run:
     durations: dict[str, float] = field(default_factory=dict)
     downtime: float = 0.0
     stage: str = C.STAGE_ARCHIVE_BUILD
+    commit: PendingCommit | None = None  # set once the record is built
 
 
 class SnapshotPublisher:
@@ -108,7 +119,16 @@ class SnapshotPublisher:
             config.archive_format, config.compression_level, config.max_archive_bytes
         )
         self.capture = SnapshotCapture(settings, containers, resolver, monotonic=monotonic, log=log)
-        self._unrecorded: set[str] = set()  # published CIDs missing from the sent history
+        self.commit_point = CommitPoint(
+            targets.registry,
+            config.sync_key,
+            config.publish_retry_seconds,
+            monotonic=monotonic,
+            log=log,
+        )
+        self._waiting: _Run | None = None  # uploaded, waiting for the registry
+        # Published CIDs missing from the sent history (retention cannot see them).
+        self._unrecorded = UnrecordedCids(config.state_dir / C.UNRECORDED_CIDS_FILE, log)
 
     def recover(self) -> None:
         """At start: re-queue an unfinished request (SPEC §5.5) and drop stale archives."""
@@ -143,8 +163,12 @@ class SnapshotPublisher:
             now: wall-clock time of this tick; the record's version is ``int(now)``.
 
         Returns:
-            None when nothing was pending, else what the app was told.
+            None when nothing was pending, else what the app was told (``in_progress``
+            while a publish waits for the registry).
         """
+        if self._waiting is not None:
+            run, self._waiting = self._waiting, None
+            return self._guarded(run, lambda: self._commit_and_finish(run))
         claimed = self._claim()
         if claimed is None:
             return None
@@ -154,23 +178,77 @@ class SnapshotPublisher:
         archive = self.config.work_dir / f"snapshot-{time.time_ns()}.{self.config.archive_format}"
         run = _Run(claimed, request, now, archive)
         try:
-            return self._publish(run)
-        except SyncError as exc:
-            return self._fail(claimed, exc.stage or run.stage, exc.message)
-        except Exception:
-            self._log.exception("volume-sync publish failed unexpectedly at %s", run.stage)
-            return self._fail(claimed, run.stage, f"internal error during {run.stage}")
-        finally:
+            return self._guarded(run, lambda: self._publish(run))
+        finally:  # once uploaded, the store holds the snapshot: a waiting publish needs no file
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(archive)
+
+    def shutdown(self) -> PublishOutcome | None:
+        """The runner stops: a publish waiting for the registry gets one last attempt.
+
+        Returns:
+            None when nothing was waiting, else what the app was told (``ok``, or
+            ``error`` at ``chainstore_publish`` with the blob deleted).
+        """
+        if self._waiting is None:
+            return None
+        run, self._waiting = self._waiting, None
+        return self._guarded(run, lambda: self._commit_and_finish(run, last_attempt=True))
+
+    def _guarded(self, run: _Run, step: Callable[[], PublishOutcome]) -> PublishOutcome:
+        """Run a publish step; any failure answers the request once, at ``run.stage``."""
+        try:
+            return step()
+        except SyncError as exc:
+            return self._fail(run.claimed, exc.stage or run.stage, exc.message)
+        except Exception:
+            self._log.exception("volume-sync publish failed unexpectedly at %s", run.stage)
+            return self._fail(run.claimed, run.stage, f"internal error during {run.stage}")
 
     def _publish(self, run: _Run) -> PublishOutcome:
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         info = self._capture(run)
         self._verify(run, info)
         cid = self._upload(run, info)
-        record = self._record(run, info, cid)
-        ack = self._commit(run, record)
+        run.commit = self.commit_point.begin(self._record(run, info, cid))
+        return self._commit_and_finish(run)
+
+    def _commit_and_finish(self, run: _Run, *, last_attempt: bool = False) -> PublishOutcome:
+        """One attempt at the commit point; then finish, wait for the next tick, or fail."""
+        run.stage = C.STAGE_CHAINSTORE_PUBLISH
+        assert run.commit is not None  # _publish built the record
+        record = run.commit.record
+        ack = self.commit_point.attempt(run.commit)
+        if ack is None:
+            if not last_attempt and not self.commit_point.expired(run.commit):
+                return self._wait_for_registry(run)
+            self._delete_blob(record.cid)
+            raise SyncError("publishing the snapshot record failed", stage=run.stage)
+        if run.commit.attempts > 1:
+            self._log.info(
+                "registry reachable again: snapshot %s published after %d attempts",
+                record.cid,
+                run.commit.attempts,
+            )
+        run.durations["publish"] = self._monotonic() - run.commit.started
+        return self._finish(run, record, ack)
+
+    def _wait_for_registry(self, run: _Run) -> PublishOutcome:
+        assert run.commit is not None
+        if run.commit.attempts == 1:
+            self._log.warning(
+                "registry unavailable: publish of %s retried at each tick for up to %.0f s "
+                "(the request stays in_progress)",
+                run.commit.record.cid,
+                self.config.publish_retry_seconds,
+            )
+        self._waiting = run
+        response = {"status": "in_progress", "stage": run.stage}
+        return PublishOutcome("in_progress", response, cid=run.commit.record.cid)
+
+    def _finish(self, run: _Run, record: SyncRecord, ack: bool) -> PublishOutcome:
+        """After the commit point: history, the ``ok`` answer, retirement."""
+        cid = record.cid
         history_error = self._write_history(run, record, ack)
         response = self._success_response(run, record, history_error)
         self.control.succeed(response)
@@ -190,24 +268,8 @@ class SnapshotPublisher:
             now=run.now,
             log=self._log,
         )
-        self._retire_unrecorded(keep=cid)
+        self._unrecorded.retire(self.targets.store, keep=cid)
         return PublishOutcome("ok", {**response, "status": "ok"}, cid=cid)
-
-    def _retire_unrecorded(self, keep: str) -> None:
-        """Retire CIDs published while the sent history could not be written (§7.9).
-
-        They have no history entry, so ``retire_superseded`` cannot find them; without
-        this their blobs would stay in the store for good. Kept in memory: a runner
-        restart in between forgets them (logged when they were published).
-        """
-        for cid in sorted(self._unrecorded - {keep}):
-            try:
-                self.targets.store.delete(cid, remote=True, local=True)
-            except Exception as exc:
-                self._log.warning("retirement of unrecorded %s failed, will retry: %s", cid, exc)
-                continue
-            self._unrecorded.discard(cid)
-            self._log.info("retired %s (published while the history was unwritable)", cid)
 
     # --- claim and validate -----------------------------------------------------------------
     def _claim(self) -> ClaimedRequest | None:
@@ -289,53 +351,8 @@ class SnapshotPublisher:
             runtime=request.runtime,
         )
 
-    def _commit(self, run: _Run, record: SyncRecord) -> bool:
-        """hset is the commit point (SPEC §7.4); returns whether it was acknowledged."""
-        run.stage = C.STAGE_CHAINSTORE_PUBLISH
-        registry = self.targets.registry
-        started = self._monotonic()
-        ack = False
-        try:
-            ack = registry.hset(C.CHAINSTORE_HKEY, self.config.sync_key, record.to_json())
-        except Exception as exc:
-            self._log.warning("registry hset failed (%s); re-reading once", exc)
-        if not ack and not self._registry_holds(record.cid):
-            self._delete_blob(record.cid)
-            raise SyncError("publishing the snapshot record failed", stage=run.stage)
-        run.durations["publish"] = self._monotonic() - started
-        return ack
-
-    def _registry_holds(self, cid: str) -> bool:
-        try:
-            current = self.targets.registry.hget(C.CHAINSTORE_HKEY, self.config.sync_key)
-            value = json.loads(current) if current is not None else None
-        except Exception as exc:
-            self._log.warning("registry re-read failed: %s", exc)
-            return False
-        return isinstance(value, dict) and value.get("cid") == cid
-
     def _delete_blob(self, cid: str) -> None:
-        """Best-effort delete of a blob this run uploaded but could not publish.
-
-        Stores are content-addressed: unchanged data uploads to the CID an earlier
-        publish already made, which the registry's record may still name. That blob
-        is kept; retirement (SPEC §7.9) deletes it once it is superseded.
-        """
-        if self._published_before(cid):
-            self._log.info("kept blob %s: an earlier publish of this node names it", cid)
-            return
-        try:
-            self.targets.store.delete(cid, remote=True, local=True)
-        except Exception as exc:
-            self._log.warning("could not delete unpublished blob %s: %s", cid, exc)
-
-    def _published_before(self, cid: str) -> bool:
-        try:
-            entries = self.targets.history.entries()
-        except Exception as exc:  # unknown: keeping a blob is the safe side
-            self._log.warning("sent history unreadable (%s); keeping blob %s", exc, cid)
-            return True
-        return any(e.cid == cid and not is_retired(e) for e in entries)
+        delete_unpublished(self.targets.store, self.targets.history, cid, self._log)
 
     # --- after the commit point ---------------------------------------------------------------
     def _write_history(self, run: _Run, record: SyncRecord, ack: bool) -> str | None:

@@ -95,9 +95,31 @@ def test_run_state_logs_stop_remove_roundtrip(runtime: DockerRuntime, make_spec:
     assert stopped is not None and not stopped.running
     assert stopped.exit_code == 137  # sleep ignores TERM as PID 1: killed after the timeout
     assert b"started-hi" in runtime.logs(spec.name)
+    assert b"".join(runtime.log_stream(spec.name, follow=False)) == b"started-hi\n"
     runtime.remove(spec.name)
     assert runtime.state(spec.name) is None
     assert runtime.status(spec.name) is None
+
+
+@pytest.mark.docker
+def test_followed_log_stream_ends_when_the_container_stops(
+    runtime: DockerRuntime, make_spec: MakeSpec
+) -> None:
+    spec = make_spec(["sh", "-c", "echo one; trap 'echo two; exit 0' TERM; sleep 3600 & wait"])
+    container_id = runtime.run(spec)
+    stream = runtime.log_stream(container_id, follow=True)
+    assert next(stream) == b"one\n"  # arrives while the container runs
+    runtime.stop(spec.name, timeout=5)
+    assert list(stream) == [b"two\n"]  # everything up to the exit, then the end
+
+
+def test_log_stream_of_a_missing_container_fails_when_read(mocker: Any) -> None:
+    client = mocker.Mock()
+    client.containers.get.side_effect = docker.errors.NotFound("no such container")
+    stream = DockerRuntime(client=client).log_stream("car-x", follow=True)  # nothing asked yet
+    client.containers.get.assert_not_called()
+    with pytest.raises(ContainerNotFound):
+        next(stream)
 
 
 @pytest.mark.docker

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from container_apps.errors import CarError
-from container_apps.fsutil import atomic_write_json, sync_filesystems
+from container_apps.fsutil import atomic_file, atomic_write_json, sync_filesystems
 from pytest_mock import MockerFixture
 
 
@@ -49,3 +49,22 @@ def test_sync_filesystems_flushes_each_given_directory(tmp_path: Path) -> None:
 def test_sync_filesystems_reports_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         sync_filesystems([str(tmp_path / "gone")])
+
+
+def test_atomic_file_shows_the_content_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "out.log"
+    target.write_bytes(b"old")
+    with atomic_file(target) as handle:
+        handle.write(b"part one, ")
+        assert target.read_bytes() == b"old"  # readers still see the previous file
+        handle.write(b"part two")
+    assert target.read_bytes() == b"part one, part two"
+    assert os.listdir(tmp_path) == ["out.log"]
+
+
+def test_atomic_file_removes_its_temp_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.log"
+    with pytest.raises(RuntimeError), atomic_file(target) as handle:
+        handle.write(b"half")
+        raise RuntimeError("stream broke")
+    assert os.listdir(tmp_path) == []

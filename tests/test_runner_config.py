@@ -33,6 +33,17 @@ def test_minimal_config_gets_spec_defaults(monkeypatch: pytest.MonkeyPatch) -> N
     assert (cfg.process_delay, cfg.stop_timeout) == (5.0, 10)
     assert cfg.sync.enabled is False
     assert cfg.storage.blobs is None and cfg.storage.registry is None
+    assert (cfg.logs_keep_files, cfg.logs_keep_bytes) == (20, 256 * 1024 * 1024)
+
+
+def test_log_retention_keys_are_validated_naming_the_key() -> None:
+    assert problems_of({**MINIMAL, "LOGS_KEEP_FILES": 0, "LOGS_KEEP_BYTES": "1G"}) == [
+        "LOGS_KEEP_FILES: must be an integer >= 1 (saved container logs kept in logs/), got 0",
+        "LOGS_KEEP_BYTES: must be an integer number of bytes >= 1 (total size of logs/ kept), "
+        'got "1G"',
+    ]
+    cfg = RunnerConfig.parse({**MINIMAL, "LOGS_KEEP_FILES": 1, "LOGS_KEEP_BYTES": 1})
+    assert (cfg.logs_keep_files, cfg.logs_keep_bytes) == (1, 1)
 
 
 def test_node_id_defaults_to_host_name_without_env(monkeypatch: pytest.MonkeyPatch) -> None:

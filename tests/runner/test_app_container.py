@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,14 @@ class FakeTime:
         self.now += seconds
 
 
+def _failing_stream(exc: Exception) -> Iterator[bytes]:
+    raise exc
+    yield b""  # a generator, like DockerRuntime.log_stream
+
+
 def make(mocker: Any, tmp_path: Path) -> tuple[AppContainer, Any, FakeTime]:
     runtime = mocker.create_autospec(DockerRuntime, instance=True)
-    runtime.logs.return_value = b"app output\n"
+    runtime.log_stream.return_value = iter([b"app ", b"output\n"])
     fake = FakeTime()
     app = AppContainer(
         runtime,
@@ -62,7 +68,8 @@ def test_stop_confirmed_when_removal_shows_up_late(mocker: Any, tmp_path: Path) 
     app.stop_confirmed()
     assert runtime.status.call_count == 3
     [saved] = (tmp_path / "logs").glob("*.log")
-    assert saved.read_bytes() == b"app output\n"
+    assert saved.read_bytes() == b"app output\n"  # not started here: one streamed read
+    runtime.log_stream.assert_called_once_with("car-app1", follow=False)
 
 
 def test_stop_of_absent_container_is_confirmed_at_once(mocker: Any, tmp_path: Path) -> None:
@@ -85,11 +92,11 @@ def test_failed_stop_still_forces_removal(mocker: Any, tmp_path: Path) -> None:
 def test_log_saving_failure_does_not_block_the_stop(mocker: Any, tmp_path: Path) -> None:
     app, runtime, _ = make(mocker, tmp_path)
     runtime.state.return_value = ContainerState("exited", 1)
-    runtime.logs.side_effect = ContainerRuntimeError("log driver none")
+    runtime.log_stream.return_value = _failing_stream(ContainerRuntimeError("log driver none"))
     runtime.status.return_value = None
     app.stop_confirmed()
     runtime.remove.assert_called_once()
-    assert not (tmp_path / "logs").exists()
+    assert list((tmp_path / "logs").iterdir()) == []  # no empty or temp file left
 
 
 def test_container_gone_during_stop_counts_as_confirmed(mocker: Any, tmp_path: Path) -> None:

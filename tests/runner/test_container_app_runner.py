@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from container_apps.app_logs import LogRetention
 from container_apps.tests.runner.conftest import MakeRunner, exec_sh
 from container_apps.tests.runner.leftovers import leftovers
 
@@ -52,6 +53,12 @@ def test_container_starts_with_env_and_volumes_and_is_removed_on_stop(
     assert len(saved) == 1 and b"app-says-hello" in saved[0].read_bytes()
     assert leftovers(docker_client, data_dir) == []
     runner.stop()  # idempotent
+
+
+def test_log_retention_keys_reach_the_app_container(make_runner: MakeRunner) -> None:
+    runner = make_runner(LOGS_KEEP_FILES=3, LOGS_KEEP_BYTES=4096)
+    assert runner.app.logs.retention == LogRetention(keep_files=3, keep_bytes=4096)
+    assert runner.app.logs.directory == runner.paths.logs
 
 
 def test_system_volume_has_exact_modes_and_env_vars(

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,22 +74,26 @@ def make_rig(
     registry: Any = None,
     data: Path | None = None,
     bindings: list[VolumeBinding] | None = None,
+    monotonic: Callable[[], float] | None = None,
     **cfg: Any,
 ) -> Rig:
     control_dir = tmp_path / "volume-sync"
-    control_dir.mkdir()
-    if data is None:
+    control_dir.mkdir(exist_ok=True)  # a second rig on the same dirs is a restart
+    if data is None and not (tmp_path / "data").exists():
         data = tmp_path / "data"
         (data / "sub").mkdir(parents=True)
         (data / "a.txt").write_text("alpha")
         (data / "sub" / "b.txt").write_text("beta")
+    data = data or tmp_path / "data"
     journal: list[str] = []
     store = JournalStore(store or MemoryBlobStore(tmp_path / "cache"), journal, store_faults)
     registry = registry or FaultyRegistry(MemoryRegistry())
     history = HistoryLog(tmp_path / "history" / "sent")
     containers = FakeContainers(journal)
     work = tmp_path / "work"
-    config = PublisherConfig(sync_key="key-1", node_id="node-a", work_dir=work, **cfg)
+    config = PublisherConfig(
+        sync_key="key-1", node_id="node-a", work_dir=work, state_dir=tmp_path / "state", **cfg
+    )
     resolver = PathResolver(bindings or [VolumeBinding("data", "fixed", data, "/app/data")])
     publisher = SnapshotPublisher(
         config,
@@ -96,6 +101,7 @@ def make_rig(
         resolver,
         containers,
         PublishTargets(store, registry, history),
+        **({"monotonic": monotonic} if monotonic is not None else {}),
     )
     return Rig(publisher, control_dir, data, work, store, registry, history, containers, journal)
 

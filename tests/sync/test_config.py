@@ -28,6 +28,7 @@ def test_defaults_are_the_spec_table() -> None:
     assert cfg.max_archive_bytes == 10 * 1024**3
     assert cfg.effective_max_unpacked_bytes == 4 * cfg.max_archive_bytes
     assert cfg.max_members == 1_000_000 and cfg.trusted_node_ids is None
+    assert cfg.publish_retry_seconds == 60.0
     assert SyncConfig.parse(None).enabled is False
 
 
@@ -55,6 +56,10 @@ def test_max_unpacked_bytes_defaults_to_four_times_the_configured_archive_limit(
         ({"COMPRESSION_LEVEL": 0}, "SYNC.COMPRESSION_LEVEL"),
         ({"MAX_ARCHIVE_BYTES": 0}, "SYNC.MAX_ARCHIVE_BYTES"),
         ({"MAX_MEMBERS": 0}, "SYNC.MAX_MEMBERS"),
+        ({"PUBLISH_RETRY_SECONDS": -1}, "SYNC.PUBLISH_RETRY_SECONDS"),
+        ({"PUBLISH_RETRY_SECONDS": 3601}, "SYNC.PUBLISH_RETRY_SECONDS"),
+        ({"PUBLISH_RETRY_SECONDS": "60"}, "SYNC.PUBLISH_RETRY_SECONDS"),
+        ({"PUBLISH_RETRY_SECONDS": float("inf")}, "SYNC.PUBLISH_RETRY_SECONDS"),
         ({"TRUSTED_NODE_IDS": ["a", 1]}, "SYNC.TRUSTED_NODE_IDS"),
         ({"BOGUS": 1}, "SYNC.BOGUS"),
     ],
@@ -72,6 +77,17 @@ def test_limits_at_the_boundaries_are_accepted() -> None:
     assert SyncConfig.parse({**BASE, "COMPRESSION_LEVEL": 19}).effective_compression_level == 19
     gz = SyncConfig.parse({**BASE, "ARCHIVE_FORMAT": "tar.gz", "COMPRESSION_LEVEL": 9})
     assert gz.effective_compression_level == 9
+    for seconds in (0, 3600):
+        assert (
+            SyncConfig.parse({**BASE, "PUBLISH_RETRY_SECONDS": seconds}).publish_retry_seconds
+            == seconds
+        )
+
+
+def test_publish_retry_seconds_message_names_the_range() -> None:
+    assert _problems({"PUBLISH_RETRY_SECONDS": -1}) == [
+        "SYNC.PUBLISH_RETRY_SECONDS: must be a number of seconds from 0 to 3600, got -1"
+    ]
 
 
 @pytest.mark.parametrize("mode", [C.APPLY_ONLINE_NO_RESTART, C.APPLY_ONLINE_RESTART])

@@ -137,6 +137,19 @@ def test_provider_start_recovers_a_stale_request() -> None:
     publisher.recover.assert_called_once_with()
 
 
+def test_provider_shutdown_gives_a_waiting_publish_its_last_attempt() -> None:
+    publisher = MagicMock(spec=SnapshotPublisher)
+    SyncManager(SyncConfig.parse(PROVIDER), publisher=publisher).shutdown()
+    publisher.shutdown.assert_called_once_with()
+
+
+def test_shutdown_of_inactive_or_consumer_manager_does_nothing() -> None:
+    SyncManager(SyncConfig.parse(None), disabled_reason="off").shutdown()
+    consumer = _consumer_mock()
+    SyncManager(SyncConfig.parse(CONSUMER), consumer=consumer).shutdown()
+    assert consumer.method_calls == []
+
+
 @pytest.mark.parametrize(
     ("ticks", "expected_calls"),
     [([0.0, 0.5, 1.9, 2.0, 3.9, 4.1], 3), ([0.0, 10.0, 20.0], 3), ([0.0, 1.0], 1)],

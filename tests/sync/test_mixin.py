@@ -63,6 +63,9 @@ def test_ticks_and_start_gate_are_forwarded(tmp_path: Path, mocker: MockerFixtur
     runner._sync_tick(12.5)
     manager.tick.assert_called_once_with(12.5)
     assert runner._sync_may_start() is False
+    runner._sync_shutdown()
+    manager.shutdown.assert_called_once_with()
+    assert runner._sync is None
 
 
 def test_before_setup_and_after_shutdown_nothing_is_forwarded(tmp_path: Path) -> None:

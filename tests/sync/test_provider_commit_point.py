@@ -3,6 +3,8 @@
 The failure path of the commit point deletes the uploaded blob best-effort. Stores are
 content-addressed, so "the uploaded blob" can be the very blob the registry's current
 record names (the app asked again without changing its data): that blob must survive.
+These tests turn the retry window off (``publish_retry_seconds=0``) to reach the failure
+path at the first attempt; the window itself is tested in test_provider_publish_retry.py.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def test_failed_republish_of_unchanged_data_keeps_the_published_blob(tmp_path: P
     registry = FaultyRegistry(
         inner, {"hset": [None, RegistryUnavailable("down")], "hget": [RegistryUnavailable("down")]}
     )
-    rig = make_rig(tmp_path, registry=registry)
+    rig = make_rig(tmp_path, registry=registry, publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"]})
     first = rig.publisher.publish_pending(NOW)
     assert first is not None and first.status == "ok" and first.cid
@@ -40,7 +42,7 @@ def test_failed_republish_of_unchanged_data_keeps_the_published_blob(tmp_path: P
 
 def test_failed_publish_of_new_data_still_deletes_its_blob(tmp_path: Path) -> None:
     registry = FaultyRegistry(MemoryRegistry(), {"hset": [None, RegistryUnavailable("down")]})
-    rig = make_rig(tmp_path, registry=registry)
+    rig = make_rig(tmp_path, registry=registry, publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"]})
     first = rig.publisher.publish_pending(NOW)
     assert first is not None and first.cid
@@ -82,7 +84,7 @@ def test_no_ack_but_our_cid_on_the_one_reread_is_success(tmp_path: Path) -> None
 
 def test_no_ack_and_no_record_on_the_reread_fails_and_deletes_the_blob(tmp_path: Path) -> None:
     registry = _NoAckRegistry(store=False)
-    rig = make_rig(tmp_path, registry=FaultyRegistry(registry))
+    rig = make_rig(tmp_path, registry=FaultyRegistry(registry), publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"]})
     outcome = rig.publisher.publish_pending(NOW)
     assert outcome is not None and outcome.stage == C.STAGE_CHAINSTORE_PUBLISH

@@ -1,6 +1,7 @@
 """SPEC §7.1-§7.4: every provider failure stage and the publish commit point.
 
-Stages: runtime_stop, archive_build, r1fs_upload, chainstore_publish.
+Stages: runtime_stop, archive_build, r1fs_upload, chainstore_publish (reached at the first
+attempt here, with the retry window off: see test_provider_publish_retry.py).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ def test_lost_ack_with_our_cid_on_reread_is_success(tmp_path: Path) -> None:
 
 def test_publish_failure_deletes_blob_and_writes_no_history(tmp_path: Path) -> None:
     registry = FaultyRegistry(MemoryRegistry(), {"hset": [RegistryUnavailable("down")]})
-    rig = make_rig(tmp_path, registry=registry)
+    rig = make_rig(tmp_path, registry=registry, publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"], "request_id": "q"})
     outcome = rig.publisher.publish_pending(NOW)
     assert outcome is not None and outcome.stage == "chainstore_publish"
@@ -143,7 +144,7 @@ def test_publish_failure_when_registry_holds_another_cid(tmp_path: Path) -> None
     inner = MemoryRegistry()
     inner.hset(C.CHAINSTORE_HKEY, "key-1", json.dumps({"cid": "bafkreiother"}))
     registry = FaultyRegistry(inner, {"hset": [RegistryUnavailable("down")]})
-    rig = make_rig(tmp_path, registry=registry)
+    rig = make_rig(tmp_path, registry=registry, publish_retry_seconds=0)
     rig.request({"archive_paths": ["/app/data"]})
     assert rig.publisher.publish_pending(NOW).stage == "chainstore_publish"  # type: ignore[union-attr]
     assert json.loads(inner.hget(C.CHAINSTORE_HKEY, "key-1") or "")["cid"] == "bafkreiother"
@@ -153,7 +154,12 @@ def test_publish_failure_survives_reread_failure_and_delete_failure(tmp_path: Pa
     registry = FaultyRegistry(
         MemoryRegistry(), {"hset": [RegistryUnavailable("a")], "hget": [RegistryUnavailable("b")]}
     )
-    rig = make_rig(tmp_path, registry=registry, store_faults={"delete": [StoreUnavailable("c")]})
+    rig = make_rig(
+        tmp_path,
+        registry=registry,
+        store_faults={"delete": [StoreUnavailable("c")]},
+        publish_retry_seconds=0,
+    )
     rig.request({"archive_paths": ["/app/data"]})
     assert rig.publisher.publish_pending(NOW).stage == "chainstore_publish"  # type: ignore[union-attr]
     registry.assert_all_faults_fired()
@@ -193,3 +199,36 @@ def test_snapshot_published_without_history_is_still_retired_later(rig: Rig, moc
     assert second is not None and second.status == "ok"
     assert first.cid not in rig.store.inner.cids()
     assert second.cid in rig.store.inner.cids()
+
+
+def test_cid_published_without_history_is_retired_after_a_restart(
+    tmp_path: Path, mocker: Any
+) -> None:
+    # SPEC §7.9 across a restart: the CID the history could not record is kept on disk
+    # (sync_state/unrecorded_cids.json), so a new provider over the same dirs retires it.
+    rig = make_rig(tmp_path)
+    mocker.patch.object(rig.history, "append", side_effect=OSError(28, "No space"))
+    rig.request({"archive_paths": ["/app/data"]})
+    first = rig.publisher.publish_pending(NOW)
+    assert first is not None and "history_error" in first.response
+    state = json.loads((tmp_path / "state" / C.UNRECORDED_CIDS_FILE).read_text())
+    assert state == {"cids": [first.cid]}
+
+    restarted = make_rig(tmp_path, store=rig.store.inner, registry=rig.registry)
+    (restarted.data / "a.txt").write_text("changed")
+    restarted.request({"archive_paths": ["/app/data"]})
+    second = restarted.publisher.publish_pending(NOW + 1)
+    assert second is not None and second.status == "ok"
+    assert rig.store.inner.cids() == {second.cid}
+    state = json.loads((tmp_path / "state" / C.UNRECORDED_CIDS_FILE).read_text())
+    assert state == {"cids": []}
+
+
+def test_unreadable_unrecorded_cids_file_is_set_aside_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / C.UNRECORDED_CIDS_FILE).write_text("{not json")
+    rig = make_rig(tmp_path)
+    rig.request({"archive_paths": ["/app/data"]})
+    outcome = rig.publisher.publish_pending(NOW)
+    assert outcome is not None and outcome.status == "ok"
+    assert list((tmp_path / "state").glob(f"{C.UNRECORDED_CIDS_FILE}.unreadable.*"))

@@ -9,7 +9,7 @@ import pytest
 from container_apps.errors import StoreUnavailable
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync.history import HistoryLog
-from container_apps.sync.retention import RetireOutcome, retire_superseded
+from container_apps.sync.retention import RetireOutcome, UnrecordedCids, retire_superseded
 from container_apps.tests.faults import FaultyBlobStore
 
 LOG = logging.getLogger("test.retention")
@@ -92,3 +92,38 @@ def test_never_raises_when_history_is_unreadable(store, tmp_path, mocker) -> Non
     history = HistoryLog(tmp_path / "sent")
     mocker.patch.object(history, "entries", side_effect=OSError("gone"))
     assert retire_superseded(history, store, "x", remote=True, local=True, now=1, log=LOG) == []
+
+
+def test_unrecorded_cids_survive_a_new_object_and_are_retired(store, tmp_path) -> None:
+    a, b = _put(store, tmp_path, "a"), _put(store, tmp_path, "b")
+    path = tmp_path / "state" / "unrecorded_cids.json"
+    UnrecordedCids(path, LOG).add(a)
+    again = UnrecordedCids(path, LOG)  # a restarted provider
+    assert again.cids == {a}
+    again.retire(store, keep=b)
+    assert store.inner.cids() == {b}
+    assert UnrecordedCids(path, LOG).cids == frozenset()
+
+
+def test_unrecorded_cid_kept_in_memory_when_state_dir_is_unwritable(store, tmp_path) -> None:
+    a, b = _put(store, tmp_path, "a"), _put(store, tmp_path, "b")
+    (tmp_path / "state").write_text("a file where the directory should be")
+    unrecorded = UnrecordedCids(tmp_path / "state" / "unrecorded_cids.json", LOG)
+    unrecorded.add(a)  # logged, not raised
+    assert unrecorded.cids == {a}
+    unrecorded.retire(store, keep=b)
+    assert store.inner.cids() == {b} and unrecorded.cids == frozenset()
+
+
+def test_failed_retirement_of_unrecorded_cid_is_kept_for_next_time(tmp_path) -> None:
+    store = FaultyBlobStore(
+        MemoryBlobStore(tmp_path / "cache"), {"delete": [StoreUnavailable("down")]}
+    )
+    a, b = _put(store, tmp_path, "a"), _put(store, tmp_path, "b")
+    path = tmp_path / "unrecorded_cids.json"
+    unrecorded = UnrecordedCids(path, LOG)
+    unrecorded.add(a)
+    unrecorded.retire(store, keep=b)
+    assert UnrecordedCids(path, LOG).cids == {a}
+    unrecorded.retire(store, keep=b)
+    assert store.inner.cids() == {b} and UnrecordedCids(path, LOG).cids == frozenset()

@@ -1,0 +1,89 @@
+"""CommitPoint: the registry write that makes a snapshot published (SPEC §7.4).
+
+The registry's acknowledgement is the commit point. No ack, or an error: the record is
+re-read once, and if it holds our CID the publish succeeded anyway. What this adds over a
+single try is a *retry window* (``SYNC.PUBLISH_RETRY_SECONDS``): a registry blip longer
+than the backend wrapper's own short retries no longer fails the publish. The window is
+spent across the runner's ticks, one attempt per tick, never by sleeping here, so the
+runner's loop (restart policy, signals) keeps going while the registry is away. Only the
+first failed attempt of a publish is logged as a warning; the rest go to DEBUG, so an
+outage is one line, not one per tick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..registries.base import Registry
+from . import constants as C
+from .records import SyncRecord
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PendingCommit:
+    """One record on its way into the registry."""
+
+    record: SyncRecord
+    started: float  # monotonic time of the first attempt
+    deadline: float  # no new attempt is scheduled at or after this monotonic time
+    attempts: int = 0
+
+
+class CommitPoint:
+    """hset + one re-read per attempt, within a retry window."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        sync_key: str,
+        retry_seconds: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        log: logging.Logger = _log,
+    ) -> None:
+        self.registry = registry
+        self.sync_key = sync_key
+        self.retry_seconds = retry_seconds
+        self._monotonic = monotonic
+        self._log = log
+
+    def begin(self, record: SyncRecord) -> PendingCommit:
+        """Open the retry window for ``record`` (now + ``retry_seconds``)."""
+        now = self._monotonic()
+        return PendingCommit(record, started=now, deadline=now + self.retry_seconds)
+
+    def attempt(self, pending: PendingCommit) -> bool | None:
+        """Write the record once; never raises.
+
+        Returns:
+            The registry's ack (True, or False when only the re-read showed our CID)
+            once the registry holds the record; None while it does not.
+        """
+        pending.attempts += 1
+        level = logging.WARNING if pending.attempts == 1 else logging.DEBUG
+        record = pending.record
+        try:
+            if self.registry.hset(C.CHAINSTORE_HKEY, self.sync_key, record.to_json()):
+                return True
+        except Exception as exc:
+            self._log.log(level, "registry hset failed (%s); re-reading once", exc)
+        return False if self._holds(record.cid, level) else None
+
+    def expired(self, pending: PendingCommit) -> bool:
+        """True once the retry window is over (checked after an attempt failed)."""
+        return self._monotonic() >= pending.deadline
+
+    def _holds(self, cid: str, level: int) -> bool:
+        try:
+            current = self.registry.hget(C.CHAINSTORE_HKEY, self.sync_key)
+            value = json.loads(current) if current is not None else None
+        except Exception as exc:
+            self._log.log(level, "registry re-read failed: %s", exc)
+            return False
+        return isinstance(value, dict) and value.get("cid") == cid
