@@ -39,6 +39,11 @@ MAX_REQUEST_BYTES: Final = 64 * 1024
 MAX_METADATA_BYTES: Final = 16 * 1024
 MAX_ARCHIVE_PATHS: Final = 64
 RAW_BODY_PREVIEW_CHARS: Final = 1024
+# Bounds on any JSON value an app or a registry hands us, checked while parsing so the
+# value can always be echoed back (no RecursionError, no 4300-digit int limit). A request
+# the provider accepts must make a record every consumer accepts: records share them.
+MAX_JSON_DEPTH: Final = 64
+MAX_JSON_INT_DIGITS: Final = 64
 
 # --- runtime modes (SPEC §5.1, §6) -------------------------------------------------------
 CAPTURE_OFFLINE: Final = "offline"
