@@ -38,6 +38,10 @@ from ..fsutil import atomic_write_bytes_at, dumps_json
 from . import constants as C
 from .request_body import ClaimedRequest, parse_body, read_limited
 
+# ClaimedRequest and parse_body are what a claim returns and how; they live in
+# request_body.py and are part of this module's interface.
+__all__ = ["ClaimedRequest", "Clock", "ControlDir", "parse_body"]
+
 Clock = Callable[[], float]
 _log = logging.getLogger(__name__)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -29,12 +29,11 @@ from . import constants as C
 from .archive import ArchiveInfo
 from .capture import ArchiveSettings, SnapshotCapture
 from .container_control import ContainerControl
-from .control_files import ControlDir
+from .control_files import ClaimedRequest, ControlDir
 from .history import HistoryLog
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
-from .request_body import ClaimedRequest
 from .retention import is_retired, retire_superseded
 
 _log = logging.getLogger(__name__)
