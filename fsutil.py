@@ -23,8 +23,9 @@ import math
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .errors import CarError
 
@@ -57,8 +58,13 @@ def open_real_dir(directory: Path) -> int:
         raise
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+@contextlib.contextmanager
+def atomic_file(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file object whose content becomes ``path`` atomically when the block ends.
+
+    Written in chunks, so a large file never has to be in memory at once. On a clean
+    exit: fsync, chmod ``mode``, ``os.replace``; on any exception the temp file
+    (``.<name>.<random>.tmp`` beside ``path``) is removed and the exception propagates.
 
     Raises:
         CarError: the parent is a symlink or not a directory.
@@ -66,24 +72,23 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """
     dir_fd = open_real_dir(path.parent)
     try:
-        atomic_write_bytes_at(dir_fd, path.name, data, mode=mode)
+        with atomic_file_at(dir_fd, path.name, mode=mode) as handle:
+            yield handle
     finally:
         os.close(dir_fd)
 
 
-def atomic_write_bytes_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to the entry ``name`` of the open directory ``dir_fd``, atomically.
+@contextlib.contextmanager
+def atomic_file_at(dir_fd: int, name: str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """``atomic_file`` for the entry ``name`` of the open directory ``dir_fd``.
 
     The temp file is created ``O_EXCL|O_NOFOLLOW`` (an app-made link or file of that
     name is never opened) and every step is relative to ``dir_fd``.
-
-    Raises:
-        OSError: the write failed (the temp file is gone by then).
     """
     tmp, fd = _create_temp(dir_fd, name)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
             os.fchmod(handle.fileno(), mode)
@@ -92,6 +97,27 @@ def atomic_write_bytes_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` atomically with permissions ``mode``.
+
+    Raises:
+        CarError: the parent is a symlink or not a directory.
+        OSError: the write itself failed (the temp file is gone by then).
+    """
+    with atomic_file(path, mode=mode) as handle:
+        handle.write(data)
+
+
+def atomic_write_bytes_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to the entry ``name`` of the open directory ``dir_fd``, atomically.
+
+    Raises:
+        OSError: the write failed (the temp file is gone by then).
+    """
+    with atomic_file_at(dir_fd, name, mode=mode) as handle:
+        handle.write(data)
 
 
 def _create_temp(dir_fd: int, name: str) -> tuple[str, int]:

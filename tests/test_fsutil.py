@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from container_apps.errors import CarError
-from container_apps.fsutil import atomic_write_json, dumps_json, sync_filesystems
+from container_apps.fsutil import atomic_file, atomic_write_json, dumps_json, sync_filesystems
 from container_apps.tests.strict_json import loads_strict
 from pytest_mock import MockerFixture
 
@@ -82,3 +82,22 @@ def test_json_writer_output_is_unchanged_for_ordinary_values() -> None:
     value = {"b": [1, 2.5, None, True], "a": "naïve ✓", "c": {"z": {}, "y": []}}
     expected = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     assert dumps_json(value) == expected
+
+
+def test_atomic_file_shows_the_content_only_when_complete(tmp_path: Path) -> None:
+    target = tmp_path / "out.log"
+    target.write_bytes(b"old")
+    with atomic_file(target) as handle:
+        handle.write(b"part one, ")
+        assert target.read_bytes() == b"old"  # readers still see the previous file
+        handle.write(b"part two")
+    assert target.read_bytes() == b"part one, part two"
+    assert os.listdir(tmp_path) == ["out.log"]
+
+
+def test_atomic_file_removes_its_temp_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.log"
+    with pytest.raises(RuntimeError), atomic_file(target) as handle:
+        handle.write(b"half")
+        raise RuntimeError("stream broke")
+    assert os.listdir(tmp_path) == []
