@@ -3,7 +3,12 @@
 temp file in the same real directory → write → fsync → chmod → ``os.replace``; the temp
 file is removed on any failure, so no reader ever sees a half-written file and nothing
 is left behind. The directory must not be a symlink: an app could otherwise point a
-control directory somewhere else and make the runner write there.
+control directory somewhere else and make the runner write there. It is opened once
+(``O_DIRECTORY|O_NOFOLLOW``) and every later step names files relative to that
+descriptor, so swapping the directory for a symlink after the check redirects nothing.
+
+The JSON writer is total over every value a JSON parser can hand us: it is never the
+place a report fails (see ``dumps_json``).
 """
 
 from __future__ import annotations
@@ -11,21 +16,46 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import json
+import logging
+import math
 import os
-import stat
-import tempfile
+import re
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import CarError
 
+_log = logging.getLogger(__name__)
 
-def _require_real_dir(directory: Path) -> None:
-    st = os.lstat(directory)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise CarError(f"refusing to write into {directory}: not a real directory")
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# Deeper than any parser of ours accepts, and far from the encoder's recursion limit.
+_MAX_WRITE_DEPTH = 100
+# Python refuses to print an int of more than 4300 digits (~14,280 bits).
+_MAX_INT_BITS = 14_000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def open_real_dir(directory: Path) -> int:
+    """Open ``directory`` for ``dir_fd=`` use, refusing a symlink or a non-directory.
+
+    Returns:
+        A descriptor the caller must close.
+
+    Raises:
+        CarError: ``directory`` is a symlink or not a directory.
+        OSError: it does not exist or cannot be opened.
+    """
+    try:
+        return os.open(directory, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise CarError(f"refusing to write into {directory}: not a real directory") from None
+        raise
 
 
 @contextlib.contextmanager
@@ -40,19 +70,32 @@ def atomic_file(path: Path, *, mode: int = 0o644) -> Iterator[BinaryIO]:
         CarError: the parent is a symlink or not a directory.
         OSError: the write itself failed (the temp file is gone by then).
     """
-    directory = path.parent
-    _require_real_dir(directory)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    dir_fd = open_real_dir(path.parent)
+    try:
+        with atomic_file_at(dir_fd, path.name, mode=mode) as handle:
+            yield handle
+    finally:
+        os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def atomic_file_at(dir_fd: int, name: str, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """``atomic_file`` for the entry ``name`` of the open directory ``dir_fd``.
+
+    The temp file is created ``O_EXCL|O_NOFOLLOW`` (an app-made link or file of that
+    name is never opened) and every step is relative to ``dir_fd``.
+    """
+    tmp, fd = _create_temp(dir_fd, name)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
+            os.fchmod(handle.fileno(), mode)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
 
 
@@ -67,14 +110,86 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         handle.write(data)
 
 
+def atomic_write_bytes_at(dir_fd: int, name: str, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to the entry ``name`` of the open directory ``dir_fd``, atomically.
+
+    Raises:
+        OSError: the write failed (the temp file is gone by then).
+    """
+    with atomic_file_at(dir_fd, name, mode=mode) as handle:
+        handle.write(data)
+
+
+def _create_temp(dir_fd: int, name: str) -> tuple[str, int]:
+    for _ in range(100):
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return tmp, os.open(tmp, _TEMP_FLAGS, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", name)
+
+
 def dumps_json(obj: Any) -> str:
-    """The one JSON encoding for files we write: sorted keys, UTF-8, trailing newline."""
-    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    """The one JSON encoding for files we write: sorted keys, UTF-8, trailing newline.
+
+    Strict JSON for any value a (lenient) JSON parser produces, so a report or an answer
+    is never lost to what it echoes: a lone surrogate is written as U+FFFD (it has no
+    UTF-8 form, and strict parsers refuse its escape); non-finite numbers, integers too
+    long to print and values nested deeper than 100 levels become ``null``, as
+    ``JSON.stringify`` does for non-finite numbers. Ordinary values are written exactly
+    as ``json.dumps`` would. Types JSON has no form for still raise ``TypeError``.
+    """
+    try:
+        text = _dumps(obj)
+    except (ValueError, RecursionError):
+        text = _dumps(_json_safe(obj))
+        _log.warning(
+            "wrote JSON with non-finite numbers, oversize integers or nesting deeper than "
+            "%d levels replaced by null",
+            _MAX_WRITE_DEPTH,
+        )
+    return _SURROGATE.sub("\ufffd", text) + "\n"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def _json_safe(value: Any) -> Any:
+    """A copy of ``value`` that ``_dumps`` can always encode; built without recursion."""
+    holder: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any, int]] = [(holder, 0, value, 0)]
+    while stack:
+        parent, key, item, depth = stack.pop()
+        nested = isinstance(item, dict | list | tuple)
+        if (nested and depth >= _MAX_WRITE_DEPTH) or _unprintable_number(item):
+            parent[key] = None
+        elif isinstance(item, dict):
+            parent[key] = mapping = dict.fromkeys(item)
+            stack.extend((mapping, k, v, depth + 1) for k, v in item.items())
+        elif nested:
+            parent[key] = items = [None] * len(item)
+            stack.extend((items, i, v, depth + 1) for i, v in enumerate(item))
+        else:
+            parent[key] = item
+    return holder[0]
+
+
+def _unprintable_number(item: Any) -> bool:
+    if isinstance(item, float):
+        return not math.isfinite(item)
+    return isinstance(item, int) and item.bit_length() > _MAX_INT_BITS
 
 
 def atomic_write_json(path: Path, obj: Any, *, mode: int = 0o644) -> None:
     """Atomically write ``obj`` as JSON with sorted keys (SPEC §5.7)."""
     atomic_write_bytes(path, dumps_json(obj).encode("utf-8"), mode=mode)
+
+
+def atomic_write_json_at(dir_fd: int, name: str, obj: Any, *, mode: int = 0o644) -> None:
+    """``atomic_write_json`` relative to an open directory (see ``atomic_write_bytes_at``)."""
+    atomic_write_bytes_at(dir_fd, name, dumps_json(obj).encode("utf-8"), mode=mode)
 
 
 def fsync_dir(directory: Path) -> None:

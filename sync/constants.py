@@ -39,11 +39,15 @@ MAX_REQUEST_BYTES: Final = 64 * 1024
 MAX_METADATA_BYTES: Final = 16 * 1024
 MAX_ARCHIVE_PATHS: Final = 64
 RAW_BODY_PREVIEW_CHARS: Final = 1024
+# Bounds on any JSON value an app or a registry hands us, checked while parsing so the
+# value can always be echoed back (no RecursionError, no 4300-digit int limit). A request
+# the provider accepts must make a record every consumer accepts: records share them.
+MAX_JSON_DEPTH: Final = 64
+# Integers anywhere in a request's body or a record: at most this many digits.
+MAX_JSON_INT_DIGITS: Final = 64
 # Metadata nests at most this deep (the metadata object itself is level 1); checked on
 # the provider's request and on every record, so whatever a provider publishes parses.
 MAX_METADATA_DEPTH: Final = 32
-# Integers anywhere in a request's metadata or a record: at most this many digits.
-MAX_JSON_INT_DIGITS: Final = 64
 
 # --- record limits (docs/FORMAT.md "Registry record") -----------------------------------
 # Checked on the raw registry value before parsing. A record a provider publishes stays

@@ -288,7 +288,7 @@ class SnapshotPublisher:
             )
         except RequestRejected as exc:
             return self._fail(claimed, C.STAGE_VALIDATION, exc.message)
-        fields: dict[str, Any] = {"archive_paths": list(request.archive_paths)}
+        fields: dict[str, Any] = {"archive_paths": request.echo_paths}
         if request.request_id is not None:
             fields["request_id"] = request.request_id
         self.control.in_progress(**fields)
@@ -362,7 +362,7 @@ class SnapshotPublisher:
             "version": record.version,
             "published_timestamp": record.timestamp,
             "request": {
-                "archive_paths": list(request.archive_paths),
+                "archive_paths": request.echo_paths,
                 "metadata": request.metadata,
                 "runtime": request.runtime,
                 "request_id": request.request_id,
@@ -389,7 +389,7 @@ class SnapshotPublisher:
             "cid": record.cid,
             "version": record.version,
             "published_timestamp": record.timestamp,
-            "archive_paths": list(run.request.archive_paths),
+            "archive_paths": run.request.echo_paths,
             "archive_size_bytes": record.manifest.archive_size_bytes,
             "chainstore_ack": True,
             "metadata": run.request.metadata,

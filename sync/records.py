@@ -23,13 +23,25 @@ from .json_limits import JsonLimitError, loads_bounded, structure_problems
 
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
-    """A validated request.json."""
+    """A validated request.json.
+
+    ``archive_paths`` are normalised and de-duplicated: they build the archive and go
+    into the manifest. ``requested_paths`` are the same paths exactly as the app wrote
+    them, because apps written for the older runner compare the echo in response.json
+    with what they sent (SPEC §13, docs/FORMAT.md).
+    """
 
     archive_paths: tuple[str, ...]
     metadata: dict[str, Any] = field(default_factory=dict)
     provider_capture: str = C.CAPTURE_OFFLINE
     consumer_apply: str = C.APPLY_OFFLINE_RESTART
     request_id: str | None = None
+    requested_paths: tuple[str, ...] = ()
+
+    @property
+    def echo_paths(self) -> list[str]:
+        """The paths to echo to the app and in the sent history: as written."""
+        return list(self.requested_paths or self.archive_paths)
 
     @property
     def runtime(self) -> dict[str, str]:

@@ -32,7 +32,7 @@ def parse_request(body: object, *, allow_online: bool, resolver: PathResolver) -
 
     Returns:
         The typed request; ``archive_paths`` are the normalised container paths,
-        duplicates removed in order.
+        duplicates removed in order; ``requested_paths`` keep them as written.
 
     Raises:
         RequestRejected: the first problem found, with a stable ``code``.
@@ -51,6 +51,7 @@ def parse_request(body: object, *, allow_online: bool, resolver: PathResolver) -
         provider_capture=capture,
         consumer_apply=apply,
         request_id=request_id,
+        requested_paths=tuple(body["archive_paths"]),
     )
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from container_apps.errors import CarError
-from container_apps.fsutil import atomic_file, atomic_write_json, sync_filesystems
+from container_apps.fsutil import atomic_file, atomic_write_json, dumps_json, sync_filesystems
+from container_apps.tests.strict_json import loads_strict
 from pytest_mock import MockerFixture
 
 
@@ -49,6 +50,38 @@ def test_sync_filesystems_flushes_each_given_directory(tmp_path: Path) -> None:
 def test_sync_filesystems_reports_a_missing_directory(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         sync_filesystems([str(tmp_path / "gone")])
+
+
+# --- the writer is total over JSON values (issue 9 item 14) -------------------------------
+
+
+def test_json_writer_is_total_over_values_a_lenient_parser_produces(tmp_path: Path) -> None:
+    deep: list[object] = []
+    for _ in range(5000):
+        deep = [deep]
+    value = {
+        "surrogate": "a\udcffb",
+        "\ud800key": 1,
+        "nan": float("nan"),
+        "inf": [float("inf"), -float("inf")],
+        "huge": 10**5000,
+        "deep": deep,
+        "fine": {"é": 1.5},
+    }
+    target = tmp_path / "out.json"
+    atomic_write_json(target, value)
+    written = loads_strict(target.read_bytes())
+    assert written["surrogate"] == "a\ufffdb" and written["\ufffdkey"] == 1
+    assert written["nan"] is None and written["inf"] == [None, None]
+    assert written["huge"] is None
+    assert written["fine"] == {"é": 1.5}
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_json_writer_output_is_unchanged_for_ordinary_values() -> None:
+    value = {"b": [1, 2.5, None, True], "a": "naïve ✓", "c": {"z": {}, "y": []}}
+    expected = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert dumps_json(value) == expected
 
 
 def test_atomic_file_shows_the_content_only_when_complete(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from container_apps.sync.consumer import SnapshotConsumer
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.record_source import RecordSource
 from container_apps.tests.faults import FaultyBlobStore
+from container_apps.tests.strict_json import loads_strict
 from container_apps.tests.sync.consumer_helpers import (
     KEY,
     Env,
@@ -160,3 +161,20 @@ def test_record_understating_its_size_cannot_make_the_download_fill_the_disk(
     assert env.containers.calls == []
     [entry] = env.consumer.quarantine.entries()
     assert entry.stage == C.STAGE_R1FS_DOWNLOAD and "251" in entry.error
+
+
+def test_record_metadata_with_a_lone_surrogate_is_still_reported(tmp_path: Path) -> None:
+    # json.loads accepts "\udcff"; such a str has no UTF-8 form, and the JSON writer used
+    # to fail on it, so last_apply.json and the history never named the applied CID.
+    env = make_env(tmp_path)
+    archive = build_snapshot(tmp_path / "s.tar.zst", new_entries())
+    record = make_record(archive)
+    raw = record.to_json().replace('"metadata":{"epoch":1}', r'"metadata":{"k":"a\udcff"}')
+    env.publish_raw(archive, raw)
+    outcome = env.consumer.tick(NOW)
+    assert outcome is not None and outcome.applied
+    last = loads_strict((env.settings.control_dir / C.LAST_APPLY_FILE).read_bytes())
+    assert last["cid"] == record.cid and last["metadata"] == {"k": "a\ufffd"}
+    [entry] = HistoryLog(env.settings.history_dir).entries()
+    assert entry.cid == record.cid
+    assert loads_strict(entry.path.read_bytes())["metadata"] == {"k": "a\ufffd"}

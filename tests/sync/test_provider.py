@@ -70,7 +70,7 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
         "cid": cid,
         "version": int(NOW),
         "published_timestamp": NOW,
-        "archive_paths": ["/app/data"],
+        "archive_paths": ["/app/data/"],  # as the app wrote it (SPEC §13)
         "archive_size_bytes": manifest["archive_size_bytes"],
         "chainstore_ack": True,
         "metadata": {"epoch": 1},
@@ -89,7 +89,8 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
     )
     assert data["chainstore_ack"] is True
     assert (
-        data["request"]["archive_paths"] == ["/app/data"] and data["request"]["request_id"] == "r-7"
+        data["request"]["archive_paths"] == ["/app/data/"]
+        and data["request"]["request_id"] == "r-7"
     )
     assert set(data["durations"]) == {"archive", "upload", "publish"}
     assert all(isinstance(v, float) for v in data["durations"].values())
@@ -100,6 +101,30 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
         "deletion_error": None,
     }
     assert_clean(rig)
+
+
+def test_archive_paths_are_echoed_as_written_and_normalised_only_in_the_manifest(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = ["/app/data/sub/", "/app/data//a.txt", "/app/data/sub"]
+    rig.request({"archive_paths": written, "request_id": "r-8"})
+    seen: list[dict[str, Any]] = []
+    real_in_progress = rig.publisher.control.in_progress
+
+    def spy(**fields: Any) -> None:
+        seen.append(fields)
+        real_in_progress(**fields)
+
+    monkeypatch.setattr(rig.publisher.control, "in_progress", spy)
+    outcome = rig.publisher.publish_pending(NOW)
+    assert outcome is not None and outcome.status == "ok"
+    assert seen == [{"archive_paths": written, "request_id": "r-8"}]
+    assert rig.response()["archive_paths"] == written
+    [entry] = rig.history.entries()
+    assert entry.data["request"]["archive_paths"] == written
+    normalised = ["/app/data/sub", "/app/data/a.txt"]
+    assert rig.record()["manifest"]["archive_paths"] == normalised
+    assert entry.data["manifest"]["archive_paths"] == normalised
 
 
 def test_nothing_pending_does_nothing(rig: Rig) -> None:

@@ -36,6 +36,7 @@ def _code(body: Any, resolver: PathResolver, **kw: Any) -> str:
 def test_minimal_request_gets_defaults(resolver: PathResolver) -> None:
     req = _parse({"archive_paths": ["/app/data/"]}, resolver)
     assert req.archive_paths == ("/app/data",)
+    assert req.echo_paths == ["/app/data/"]  # echoed as written (SPEC §13)
     assert req.metadata == {}
     assert req.provider_capture == "offline" and req.consumer_apply == "offline_restart"
     assert req.request_id is None
@@ -51,6 +52,7 @@ def test_full_request_and_unknown_fields_ignored(resolver: PathResolver) -> None
     }
     req = _parse(body, resolver)
     assert req.archive_paths == ("/app/data/a", "/app/data/b")
+    assert req.echo_paths == ["/app/data/a", "/app/data/b", "/app/data/a/"]
     assert req.metadata == {"epoch": 1}
     assert req.runtime == {"provider_capture": "offline", "consumer_apply": "online_restart"}
     assert req.request_id == "r-1"

@@ -97,7 +97,15 @@ def test_existing_volume_sync_content_is_kept(system_paths: InstancePaths) -> No
 def test_failure_setting_modes_releases_the_volume(
     system_paths: InstancePaths, mocker: MockerFixture
 ) -> None:
-    mocker.patch.object(sysvol.os, "fchmod", side_effect=PermissionError(1, "denied"))
+    real_fchmod = os.fchmod
+
+    def deny_on_directories(fd: int, mode: int) -> None:
+        # Only volume-sync/'s chmod fails: the atomic writes (fsutil) fchmod files too.
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise PermissionError(1, "denied")
+        real_fchmod(fd, mode)
+
+    mocker.patch.object(sysvol.os, "fchmod", side_effect=deny_on_directories)
     with pytest.raises(VolumeError) as info:
         provision_system_volume(system_paths, LOG)
     assert "cannot prepare" in info.value.message and "denied" in info.value.message
