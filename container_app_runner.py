@@ -24,21 +24,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from .app_container import AppContainer
 from .app_logs import LogRetention
-from .docker_runtime import ContainerSpec, DockerRuntime
 from .errors import CarError
-from .images import ensure_image, image_owner
-from .instance_lock import InstanceLock
 from .layout import DataDir, InstancePaths
 from .mixins.volumes import _VolumesMixin
-from .restart_policy import Action, RestartDecision, RestartPolicy
-from .runner_config import RunnerConfig
-from .shutdown import stop_signals
+from .runner.app_container import AppContainer
+from .runner.docker_runtime import ContainerSpec, DockerRuntime
+from .runner.images import ensure_image, image_owner
+from .runner.instance_lock import InstanceLock
+from .runner.restart_policy import Action, RestartDecision, RestartPolicy
+from .runner.runner_config import RunnerConfig
+from .runner.shutdown import stop_signals
 from .sync.container_control import ContainerControl
+from .sync.container_env import RESERVED_ENV_NAMES, system_env
 from .sync.mixin import _SyncMixin
 from .volumes.binding import VolumeBinding
-from .volumes.system_volume import RESERVED_ENV_NAMES, system_env
 
 
 class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):

@@ -4,7 +4,7 @@ Catch ``CarError`` to catch all of it. Errors carry the fields an operator needs
 (paths, ids, stage) plus an optional ``hint`` saying what to do. Only ``ConfigError``
 and ``RequestRejected`` messages are written for app authors and operators; the rest
 are logged with context. Third-party errors are translated at the boundary modules
-(``docker_runtime.py``, ``stores/s3.py``, ``registries/redis.py``) with ``raise ... from``.
+(``runner/docker_runtime.py``, ``stores/s3.py``, ``registries/redis.py``) with ``raise ... from``.
 
 Transient errors (safe to retry) subclass ``TransientError`` as well, so a retry
 wrapper needs a single ``isinstance`` check.

@@ -1,4 +1,4 @@
-"""Where things live on the host: the data directory layout of SPEC §3.2.
+"""Where things live: the host-side data directory layout and the system volume's paths.
 
 One place computes every path, so the runner, volume-sync and the CLI agree. Nothing
 here creates directories except ``InstancePaths.ensure()``.
@@ -9,8 +9,23 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
-from .sync import constants as C
+# --- the system volume, as the app sees it (docs/FORMAT.md "App-facing control files") ---
+SYSTEM_VOLUME_NAME: Final = "r1en_system"
+SYSTEM_VOLUME_MOUNT: Final = "/r1en_system"
+SYSTEM_VOLUME_SIZE: Final = "10M"
+VOLUME_SYNC_SUBDIR: Final = "volume-sync"
+VOLUME_SYNC_DIR: Final = f"{SYSTEM_VOLUME_MOUNT}/{VOLUME_SYNC_SUBDIR}"
+SYSTEM_ROOT_MODE: Final = 0o755
+VOLUME_SYNC_DIR_MODE: Final = 0o1777
+
+# --- an instance's host-side folders (docs/FORMAT.md "Host-side layout") ---------------
+HISTORY_DIR: Final = "sync_history"
+HISTORY_SENT: Final = "sent"
+HISTORY_RECEIVED: Final = "received"
+STATE_DIR: Final = "sync_state"
+OUTPUT_DIR: Final = "output"
 
 
 def default_data_dir() -> Path:
@@ -88,32 +103,32 @@ class InstancePaths:
 
     @property
     def system_mount(self) -> Path:
-        return self.volume_mount(C.SYSTEM_VOLUME_NAME)
+        return self.volume_mount(SYSTEM_VOLUME_NAME)
 
     @property
     def volume_sync_dir(self) -> Path:
         """Host path of /r1en_system/volume-sync (inside the mounted system volume)."""
-        return self.system_mount / C.VOLUME_SYNC_SUBDIR
+        return self.system_mount / VOLUME_SYNC_SUBDIR
 
     @property
     def sync_history(self) -> Path:
-        return self.root / C.HISTORY_DIR
+        return self.root / HISTORY_DIR
 
     @property
     def history_sent(self) -> Path:
-        return self.sync_history / C.HISTORY_SENT
+        return self.sync_history / HISTORY_SENT
 
     @property
     def history_received(self) -> Path:
-        return self.sync_history / C.HISTORY_RECEIVED
+        return self.sync_history / HISTORY_RECEIVED
 
     @property
     def sync_state(self) -> Path:
-        return self.root / C.STATE_DIR
+        return self.root / STATE_DIR
 
     @property
     def output(self) -> Path:
-        return self.root / C.OUTPUT_DIR
+        return self.root / OUTPUT_DIR
 
     @property
     def logs(self) -> Path:

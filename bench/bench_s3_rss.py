@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from container_apps.tests.servers import start_weed, stop_process
+from container_apps.tests.support.servers import start_weed, stop_process
 
 ACCESS, SECRET = "bench-access", "bench-secret-key"
 MiB = 1024 * 1024

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from container_apps.container_app_runner import ContainerAppRunnerPlugin
-from container_apps.docker_runtime import DockerRuntime, ensure_busybox_image
 from container_apps.layout import DataDir
-from container_apps.runner_config import RunnerConfig
+from container_apps.runner.docker_runtime import DockerRuntime, ensure_busybox_image
+from container_apps.runner.runner_config import RunnerConfig
 
 PROVIDER_ID = "bench-provider"
 CONSUMER_ID = "bench-consumer"

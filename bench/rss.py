@@ -88,7 +88,7 @@ def _publisher(dirs: dict[str, Path], log: logging.Logger) -> Any:
     from container_apps.sync.history import HistoryLog
     from container_apps.sync.paths import PathResolver
     from container_apps.sync.provider import PublisherConfig, PublishTargets, SnapshotPublisher
-    from container_apps.tests.fakes import FakeContainers
+    from container_apps.tests.support.fakes import FakeContainers
     from container_apps.volumes.binding import VolumeBinding
 
     store, registry = _backends(dirs)
@@ -108,7 +108,7 @@ def _consumer(dirs: dict[str, Path], log: logging.Logger) -> Any:
     from container_apps.sync.consumer import ConsumerSettings, SnapshotConsumer
     from container_apps.sync.paths import PathResolver
     from container_apps.sync.record_source import RecordSource
-    from container_apps.tests.fakes import FakeContainers
+    from container_apps.tests.support.fakes import FakeContainers
     from container_apps.volumes.binding import VolumeBinding
 
     store, registry = _backends(dirs)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from ..layout import InstancePaths
-from ..runner_config import RunnerConfig
+from ..runner.runner_config import RunnerConfig
 from ..volumes.binding import VolumeBinding
 from ..volumes.provisioner import VolumeProvisioner
 

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import Final
 
-# --- system volume (SPEC §4) ---------------------------------------------------------
-SYSTEM_VOLUME_NAME: Final = "r1en_system"
-SYSTEM_VOLUME_MOUNT: Final = "/r1en_system"
-SYSTEM_VOLUME_SIZE: Final = "10M"
-VOLUME_SYNC_SUBDIR: Final = "volume-sync"
-VOLUME_SYNC_DIR: Final = f"{SYSTEM_VOLUME_MOUNT}/{VOLUME_SYNC_SUBDIR}"
-SYSTEM_ROOT_MODE: Final = 0o755
-VOLUME_SYNC_DIR_MODE: Final = 0o1777
+from .. import layout as _layout
+
+# --- system volume (docs/FORMAT.md "App-facing control files") -------------------------
+# Facts about a volume, defined with the volumes (which never import sync/); named here
+# too so the sync code reads every name it uses from one module.
+SYSTEM_VOLUME_NAME: Final = _layout.SYSTEM_VOLUME_NAME
+SYSTEM_VOLUME_MOUNT: Final = _layout.SYSTEM_VOLUME_MOUNT
+SYSTEM_VOLUME_SIZE: Final = _layout.SYSTEM_VOLUME_SIZE
+VOLUME_SYNC_SUBDIR: Final = _layout.VOLUME_SYNC_SUBDIR
+VOLUME_SYNC_DIR: Final = _layout.VOLUME_SYNC_DIR
+SYSTEM_ROOT_MODE: Final = _layout.SYSTEM_ROOT_MODE
+VOLUME_SYNC_DIR_MODE: Final = _layout.VOLUME_SYNC_DIR_MODE
 
 # --- env vars exported to the app (SPEC §4) -------------------------------------------
 ENV_SYSTEM_VOLUME: Final = "R1_SYSTEM_VOLUME"
@@ -113,10 +117,10 @@ QUARANTINE_CAP_SECONDS: Final = 3600.0
 CRASH_RETRIES: Final = 3  # applies interrupted by a runner crash retried at once, then backoff
 
 # --- history and state (SPEC §8) -------------------------------------------------------------
-HISTORY_DIR: Final = "sync_history"
-HISTORY_SENT: Final = "sent"
-HISTORY_RECEIVED: Final = "received"
-STATE_DIR: Final = "sync_state"
+HISTORY_DIR: Final = _layout.HISTORY_DIR
+HISTORY_SENT: Final = _layout.HISTORY_SENT
+HISTORY_RECEIVED: Final = _layout.HISTORY_RECEIVED
+STATE_DIR: Final = _layout.STATE_DIR
 CURRENT_APPLY_FILE: Final = "current_apply.json"
 JOURNAL_FILE: Final = "journal.json"
 PENDING_REPORT_FILE: Final = "pending_report.json"  # an apply's report, owed until written
@@ -124,7 +128,7 @@ HALT_FILE: Final = "halt.json"
 QUARANTINE_FILE: Final = "quarantine.json"
 UNRECORDED_CIDS_FILE: Final = "unrecorded_cids.json"  # provider: published, not in history
 STAGING_DIR: Final = "staging"
-OUTPUT_DIR: Final = "output"
+OUTPUT_DIR: Final = _layout.OUTPUT_DIR
 
 APPLY_STATE_PREPARING: Final = "preparing"
 APPLY_STATE_APPLYING: Final = "applying"

@@ -19,7 +19,7 @@ from .manager import SyncManager, SyncSite, build_sync_manager
 
 if TYPE_CHECKING:
     from ..layout import InstancePaths
-    from ..runner_config import RunnerConfig
+    from ..runner.runner_config import RunnerConfig
     from ..volumes.binding import VolumeBinding
     from .container_control import ContainerControl
 

@@ -9,12 +9,12 @@ Fixtures for real parts live in their own modules (one owner each):
 from __future__ import annotations
 
 import pytest
-from container_apps.tests.support import PARTS_USED, required_parts
+from container_apps.tests.support.parts import PARTS_USED, required_parts
 
 pytest_plugins = [
-    "container_apps.tests.fixtures_docker",
-    "container_apps.tests.fixtures_loop",
-    "container_apps.tests.fixtures_servers",
+    "container_apps.tests.support.fixtures_docker",
+    "container_apps.tests.support.fixtures_loop",
+    "container_apps.tests.support.fixtures_servers",
 ]
 
 

@@ -22,7 +22,7 @@ from container_apps.sync.control_files import ControlDir
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.records import parse_record
 from container_apps.sync.request import parse_request
-from container_apps.tests.spec_fields import (
+from container_apps.tests.support.spec_fields import (
     LAST_APPLY_FIELDS,
     RECEIVED_HISTORY_FIELDS,
     SENT_HISTORY_FIELDS,

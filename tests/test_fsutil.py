@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from container_apps.errors import CarError
 from container_apps.fsutil import atomic_file, atomic_write_json, dumps_json, sync_filesystems
-from container_apps.tests.strict_json import loads_strict
+from container_apps.tests.support.strict_json import loads_strict
 from pytest_mock import MockerFixture
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import VolumeError
 from ..fsutil import atomic_write_json
-from ..sync import constants as C
+from ..layout import SYSTEM_VOLUME_NAME
 from . import hosttools
 from .sizes import format_size
 
@@ -378,7 +378,7 @@ def sweep_stale_mounts(fixed_volumes_dir: Path, keep: set[str], log: logging.Log
     root = fixed_volumes_dir.resolve()
     swept: list[str] = []
     for name in sorted(volumes_in_use(root)):
-        if name in keep or name == C.SYSTEM_VOLUME_NAME:
+        if name in keep or name == SYSTEM_VOLUME_NAME:
             continue
         stale = LoopbackVolume(
             name,

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from ..errors import VolumeError
 from ..fsutil import atomic_write_bytes
-from ..layout import InstancePaths
-from ..sync import constants as C
+from ..layout import SYSTEM_VOLUME_NAME, InstancePaths
 from .binding import VolumeBinding
 from .loopback import LoopbackVolume, sweep_stale_mounts, volumes_in_use
 from .specs import FileVolumeSpec, FixedVolumeSpec, normalize_container_path, validate_volume_name
@@ -191,7 +190,7 @@ class VolumeProvisioner:
         if meta_dir.is_dir():
             names.update(p.stem for p in meta_dir.glob("*.json"))
         names.update(volumes_in_use(self.paths.fixed_volumes))
-        names.discard(C.SYSTEM_VOLUME_NAME)
+        names.discard(SYSTEM_VOLUME_NAME)
         volumes = [self._known_volume(name) for name in sorted(names)]
         # The system volume goes last: it is the last one provisioned.
         return [*volumes, system_volume(self.paths, self.log)]

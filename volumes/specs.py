@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictStr, field_validator
 from pydantic_core import PydanticCustomError
 
-from ..sync import constants as C
+from ..layout import SYSTEM_VOLUME_MOUNT, SYSTEM_VOLUME_NAME
 from .sizes import parse_size
 
 __all__ = [
@@ -32,7 +32,7 @@ VOLUME_NAME_RULE = "1-64 characters of letters, digits, '_', '.', '-', starting 
 
 _PATH_DESCRIPTION = (
     "an absolute container path (starting with /) other than / and outside "
-    f"{C.SYSTEM_VOLUME_MOUNT}, without '..'"
+    f"{SYSTEM_VOLUME_MOUNT}, without '..'"
 )
 _ID = Annotated[int, Strict(), Field(ge=0, le=2**32 - 2)]
 
@@ -45,7 +45,7 @@ def validate_volume_name(name: str) -> str:
     """
     if not VOLUME_NAME_RE.match(name):
         raise ValueError(f"volume name {name!r} must be {VOLUME_NAME_RULE}")
-    if name == C.SYSTEM_VOLUME_NAME:
+    if name == SYSTEM_VOLUME_NAME:
         raise ValueError(f"volume name {name!r} is reserved for the system volume (SPEC §4)")
     return name
 
@@ -66,7 +66,7 @@ def normalize_container_path(text: str) -> str:
         path = "/" + path.lstrip("/")
     if path == "/":
         raise ValueError("container path must not be /")
-    if path == C.SYSTEM_VOLUME_MOUNT or path.startswith(C.SYSTEM_VOLUME_MOUNT + "/"):
+    if path == SYSTEM_VOLUME_MOUNT or path.startswith(SYSTEM_VOLUME_MOUNT + "/"):
         raise ValueError(f"container path {text!r} is inside the system volume")
     return path
 

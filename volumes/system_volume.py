@@ -15,9 +15,14 @@ import os
 import stat
 
 from ..errors import VolumeError
-from ..layout import InstancePaths
-from ..sync import constants as C
-from ..sync.config import SyncConfig
+from ..layout import (
+    SYSTEM_ROOT_MODE,
+    SYSTEM_VOLUME_MOUNT,
+    SYSTEM_VOLUME_NAME,
+    SYSTEM_VOLUME_SIZE,
+    VOLUME_SYNC_DIR_MODE,
+    InstancePaths,
+)
 from .binding import VolumeBinding
 from .loopback import LoopbackVolume
 from .sizes import parse_size
@@ -26,11 +31,11 @@ from .sizes import parse_size
 def system_volume(paths: InstancePaths, log: logging.Logger) -> LoopbackVolume:
     """The LoopbackVolume of this instance's system volume (not provisioned yet)."""
     return LoopbackVolume(
-        C.SYSTEM_VOLUME_NAME,
-        image_path=paths.volume_image(C.SYSTEM_VOLUME_NAME),
+        SYSTEM_VOLUME_NAME,
+        image_path=paths.volume_image(SYSTEM_VOLUME_NAME),
         mount_point=paths.system_mount,
-        meta_path=paths.volume_meta(C.SYSTEM_VOLUME_NAME),
-        size_bytes=parse_size(C.SYSTEM_VOLUME_SIZE),
+        meta_path=paths.volume_meta(SYSTEM_VOLUME_NAME),
+        size_bytes=parse_size(SYSTEM_VOLUME_SIZE),
         owner=(0, 0),
         log=log,
     )
@@ -62,10 +67,10 @@ def provision_system_volume(paths: InstancePaths, log: logging.Logger) -> Volume
             image=str(volume.image_path),
         ) from exc
     return VolumeBinding(
-        name=C.SYSTEM_VOLUME_NAME,
+        name=SYSTEM_VOLUME_NAME,
         kind="system",
         host_root=paths.system_mount,
-        container_path=C.SYSTEM_VOLUME_MOUNT,
+        container_path=SYSTEM_VOLUME_MOUNT,
         read_only=False,
     )
 
@@ -73,7 +78,7 @@ def provision_system_volume(paths: InstancePaths, log: logging.Logger) -> Volume
 def _set_modes(paths: InstancePaths, log: logging.Logger) -> None:
     root = paths.system_mount
     os.chown(root, 0, 0, follow_symlinks=False)
-    os.chmod(root, C.SYSTEM_ROOT_MODE)
+    os.chmod(root, SYSTEM_ROOT_MODE)
     sync_dir = paths.volume_sync_dir
     _remove_non_directory(sync_dir, log)
     if not os.path.lexists(sync_dir):
@@ -83,10 +88,10 @@ def _set_modes(paths: InstancePaths, log: logging.Logger) -> None:
     fd = os.open(sync_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         os.fchown(fd, 0, 0)
-        os.fchmod(fd, C.VOLUME_SYNC_DIR_MODE)
+        os.fchmod(fd, VOLUME_SYNC_DIR_MODE)
     finally:
         os.close(fd)
-    log.info("system volume: %s is root:root %s", sync_dir, oct(C.VOLUME_SYNC_DIR_MODE))
+    log.info("system volume: %s is root:root %s", sync_dir, oct(VOLUME_SYNC_DIR_MODE))
 
 
 def _remove_non_directory(path: os.PathLike[str], log: logging.Logger) -> None:
@@ -100,31 +105,3 @@ def _remove_non_directory(path: os.PathLike[str], log: logging.Logger) -> None:
     os.unlink(path)  # unlink removes a symlink itself, never its target
     kind = "symlink" if stat.S_ISLNK(st.st_mode) else "non-directory"
     log.warning("system volume: replaced a %s at %s", kind, path)
-
-
-# Names the runner owns: exported only with a bound system volume, never taken from ENV.
-RESERVED_ENV_NAMES = (
-    C.ENV_SYSTEM_VOLUME,
-    C.ENV_VOLUME_SYNC_DIR,
-    C.ENV_SYNC_REQUEST_FILE,
-    C.ENV_SYNC_TYPE,
-    C.ENV_SYNC_KEY,
-)
-
-
-def system_env(sync: SyncConfig) -> dict[str, str]:
-    """The env vars exported to the app when the system volume is bound (SPEC §4).
-
-    Returns:
-        R1_SYSTEM_VOLUME, R1_VOLUME_SYNC_DIR and R1_SYNC_REQUEST_FILE always; R1_SYNC_TYPE
-        and R1_SYNC_KEY too when sync is enabled. They override same-named ENV entries.
-    """
-    env = {
-        C.ENV_SYSTEM_VOLUME: C.SYSTEM_VOLUME_MOUNT,
-        C.ENV_VOLUME_SYNC_DIR: C.VOLUME_SYNC_DIR,
-        C.ENV_SYNC_REQUEST_FILE: f"{C.VOLUME_SYNC_DIR}/{C.REQUEST_FILE}",
-    }
-    if sync.enabled and sync.type is not None and sync.key is not None:
-        env[C.ENV_SYNC_TYPE] = sync.type
-        env[C.ENV_SYNC_KEY] = sync.key
-    return env

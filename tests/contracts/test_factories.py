@@ -28,7 +28,7 @@ from container_apps.stores.factory import (
 from container_apps.stores.lazy import LazyStore
 from container_apps.stores.local import FileBlobStore
 from container_apps.stores.retrying import RetryingStore
-from container_apps.tests.servers import free_port
+from container_apps.tests.support.servers import free_port
 
 BAD_STORE_URLS = [
     "",

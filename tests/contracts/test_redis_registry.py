@@ -10,7 +10,7 @@ import pytest
 import redis
 from container_apps.errors import RegistryError, RegistryUnavailable
 from container_apps.registries.redis import RedisRegistry
-from container_apps.tests.servers import free_port
+from container_apps.tests.support.servers import free_port
 
 pytestmark = pytest.mark.redis
 HKEY = "CHAINSTORE_SYNC"

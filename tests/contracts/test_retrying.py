@@ -18,7 +18,7 @@ from container_apps.registries.retrying import RetryingRegistry
 from container_apps.retry_policy import RetryPolicy
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.stores.retrying import RetryingStore
-from container_apps.tests.faults import Fault, FaultyBlobStore, FaultyRegistry
+from container_apps.tests.support.faults import Fault, FaultyBlobStore, FaultyRegistry
 from pytest_mock import MockerFixture
 
 

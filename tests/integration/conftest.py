@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 
 import pytest
 from container_apps.layout import DataDir, InstancePaths
-from container_apps.tests.fixtures_loop import require_loopdev, sweep_loop_leftovers
-from container_apps.tests.runner.leftovers import leftovers
+from container_apps.tests.support.fixtures_loop import require_loopdev, sweep_loop_leftovers
+from container_apps.tests.support.leftovers import leftovers
 
 T = TypeVar("T")
 

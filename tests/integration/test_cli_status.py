@@ -24,7 +24,7 @@ from container_apps.tests.integration.conftest import (
     write_payload_sh,
     write_request_sh,
 )
-from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS, SENT_HISTORY_FIELDS
+from container_apps.tests.support.spec_fields import RECEIVED_HISTORY_FIELDS, SENT_HISTORY_FIELDS
 
 pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.demo import CONSUMER_PREFIX, PROVIDER_PREFIX
-from container_apps.tests.fixtures_loop import require_loopdev
+from container_apps.cli.demo_scenario import CONSUMER_PREFIX, PROVIDER_PREFIX
+from container_apps.tests.support.fixtures_loop import require_loopdev
 
 pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
 

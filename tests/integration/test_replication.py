@@ -36,7 +36,7 @@ from container_apps.tests.integration.conftest import (
     write_payload_sh,
     write_request_sh,
 )
-from container_apps.tests.support import used
+from container_apps.tests.support.parts import used
 
 pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ import pytest
 from container_apps.container_app_runner import ContainerAppRunnerPlugin
 from container_apps.errors import CarError
 from container_apps.layout import DataDir
-from container_apps.runner_config import RunnerConfig
-from container_apps.tests.fixtures_loop import require_loopdev
+from container_apps.runner.runner_config import RunnerConfig
+from container_apps.tests.support.fixtures_loop import require_loopdev
 
 MakeRunner = Callable[..., ContainerAppRunnerPlugin]
 

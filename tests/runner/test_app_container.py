@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.app_container import CONFIRM_TIMEOUT, AppContainer
-from container_apps.docker_runtime import ContainerSpec, ContainerState, DockerRuntime
 from container_apps.errors import ContainerNotFound, ContainerRuntimeError
+from container_apps.runner.app_container import CONFIRM_TIMEOUT, AppContainer
+from container_apps.runner.docker_runtime import ContainerSpec, ContainerState, DockerRuntime
 
 LOG = logging.getLogger("test.app_container")
 RUNNING = ContainerState("running", None)

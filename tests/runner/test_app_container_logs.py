@@ -13,11 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from container_apps.app_container import AppContainer
 from container_apps.app_logs import LogRetention
-from container_apps.docker_runtime import ContainerSpec, DockerRuntime
 from container_apps.errors import CarError
-from container_apps.tests.servers import wait_until
+from container_apps.runner.app_container import AppContainer
+from container_apps.runner.docker_runtime import ContainerSpec, DockerRuntime
+from container_apps.tests.support.servers import wait_until
 
 LOG = logging.getLogger("test.app_container_logs")
 LINE = 1000  # bytes per line: Docker's cost is per line, so long lines keep tests quick

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from container_apps.app_logs import LogRetention
 from container_apps.tests.runner.conftest import MakeRunner, exec_sh
-from container_apps.tests.runner.leftovers import leftovers
+from container_apps.tests.support.leftovers import leftovers
 
 pytestmark = [pytest.mark.docker, pytest.mark.loopdev]
 

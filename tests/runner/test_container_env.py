@@ -7,7 +7,7 @@ from typing import Any
 
 from container_apps.container_app_runner import ContainerAppRunnerPlugin
 from container_apps.layout import DataDir
-from container_apps.runner_config import RunnerConfig
+from container_apps.runner.runner_config import RunnerConfig
 from container_apps.volumes.binding import VolumeBinding
 
 FAKE_R1 = {"R1_SYNC_KEY": "fake", "R1_SYNC_TYPE": "provider", "R1_VOLUME_SYNC_DIR": "/x"}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from container_apps.errors import ContainerRuntimeError
-from container_apps.images import ensure_image, resolve_owner
+from container_apps.runner.images import ensure_image, resolve_owner
 
 LOG = logging.getLogger("test.images")
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\nbad:x:zz:1::/:\n"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from container_apps.errors import CarError
-from container_apps.instance_lock import InstanceLock
+from container_apps.runner.instance_lock import InstanceLock
 
 
 def test_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_a_dead_holder_never_blocks_the_next_runner(tmp_path: Path) -> None:
     path = tmp_path / "runner.lock"
     code = (
         "import sys, os; from pathlib import Path;"
-        "from container_apps.instance_lock import InstanceLock;"
+        "from container_apps.runner.instance_lock import InstanceLock;"
         f"InstanceLock(Path({str(path)!r})).acquire(); os._exit(0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from container_apps.restart_policy import Action, RestartPolicy
+from container_apps.runner.restart_policy import Action, RestartPolicy
 
 
 class FakeClock:

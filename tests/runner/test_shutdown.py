@@ -8,7 +8,7 @@ import signal
 import threading
 
 import pytest
-from container_apps.shutdown import ForcedExit, stop_signals
+from container_apps.runner.shutdown import ForcedExit, stop_signals
 
 LOG = logging.getLogger("test.shutdown")
 

@@ -19,7 +19,7 @@ import pytest
 from container_apps.stores.cid import cid_for_file, sha256_file
 from container_apps.stores.factory import open_store
 from container_apps.tests.contracts.test_blob_store import MiB, write_random
-from container_apps.tests.servers import wait_until
+from container_apps.tests.support.servers import wait_until
 
 CHILD = "container_apps.tests.stores.transfer_child"
 

@@ -16,7 +16,7 @@ from container_apps.layout import DataDir
 from container_apps.sync import constants as C
 from container_apps.sync.config import SyncConfig
 from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
-from container_apps.tests.fakes import FakeContainers
+from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
 POLL = 1.0

@@ -17,7 +17,7 @@ from container_apps.sync.journal import STATE_COMMITTING, Journal
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.rollback import RECOVERY_FINISHED, RECOVERY_NONE, recover
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     LOG,
     MOUNT,
     build_snapshot,

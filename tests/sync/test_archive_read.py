@@ -10,7 +10,7 @@ import pytest
 from container_apps.errors import SnapshotInvalid
 from container_apps.sync import constants as C
 from container_apps.sync.archive_read import iter_members, open_archive, read_member
-from container_apps.tests.sync.consumer_helpers import build_snapshot, d, f
+from container_apps.tests.support.consumer_rig import build_snapshot, d, f
 
 
 @pytest.mark.parametrize("fmt", [C.ARCHIVE_FORMAT_ZST, C.ARCHIVE_FORMAT_GZ])

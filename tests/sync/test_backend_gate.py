@@ -10,7 +10,7 @@ from container_apps.errors import RegistryError, RegistryUnavailable, StoreUnava
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync.backend_gate import BackendGate
-from container_apps.tests.faults import FaultyBlobStore, FaultyRegistry
+from container_apps.tests.support.faults import FaultyBlobStore, FaultyRegistry
 
 LOG = logging.getLogger("test.gate")
 

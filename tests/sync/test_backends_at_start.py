@@ -23,10 +23,10 @@ import pytest
 from container_apps.registries.sqlite import SqliteRegistry
 from container_apps.sync import constants as C
 from container_apps.sync.manager import SyncSite
-from container_apps.tests.fakes import FakeContainers
-from container_apps.tests.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY
-from container_apps.tests.servers import free_port, start_weed, stop_process
-from container_apps.tests.support import unavailable, used
+from container_apps.tests.support.fakes import FakeContainers
+from container_apps.tests.support.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.servers import free_port, start_weed, stop_process
 from container_apps.tests.sync.outage_helpers import (
     KEY,
     Ticker,

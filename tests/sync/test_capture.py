@@ -11,7 +11,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.capture import ArchiveSettings, SnapshotCapture
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.records import SyncRequest
-from container_apps.tests.fakes import FakeContainers
+from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
 

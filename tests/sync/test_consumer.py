@@ -1,6 +1,6 @@
 """SnapshotConsumer orchestration on MemoryBlobStore / MemoryRegistry and fake containers.
 
-Snapshots and records are made by hand with plain tarfile (consumer_helpers), so these
+Snapshots and records are made by hand with plain tarfile (tests/support/consumer_rig.py), so these
 tests are the interop tests too.
 """
 
@@ -18,8 +18,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.journal import Journal
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.quarantine import backoff_seconds
-from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     Env,
     build_snapshot,
     d,
@@ -31,6 +30,7 @@ from container_apps.tests.sync.consumer_helpers import (
     seed_old,
     tree,
 )
+from container_apps.tests.support.spec_fields import RECEIVED_HISTORY_FIELDS
 
 NOW = 1_764_400_000.0
 

@@ -17,7 +17,7 @@ import pytest
 from container_apps.stores.local import FileBlobStore
 from container_apps.sync import constants as C
 from container_apps.sync.quarantine import KIND_DIGEST, backoff_seconds
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     KEY,
     Env,
     build_snapshot,
@@ -27,7 +27,7 @@ from container_apps.tests.sync.consumer_helpers import (
     seed_old,
     tree,
 )
-from container_apps.tests.sync.hostile_records import GOOD_CID, HOSTILE
+from container_apps.tests.support.hostile_records import GOOD_CID, HOSTILE
 
 NOW = 1_764_400_000.0
 

@@ -15,9 +15,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.consumer import SnapshotConsumer
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.record_source import RecordSource
-from container_apps.tests.faults import FaultyBlobStore
-from container_apps.tests.strict_json import loads_strict
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     KEY,
     Env,
     build_snapshot,
@@ -26,6 +24,8 @@ from container_apps.tests.sync.consumer_helpers import (
     make_record,
     new_entries,
 )
+from container_apps.tests.support.faults import FaultyBlobStore
+from container_apps.tests.support.strict_json import loads_strict
 
 NOW = 1_764_400_000.0
 LOG = logging.getLogger("test.consumer_edges")

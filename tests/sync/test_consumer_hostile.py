@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from container_apps.sync import constants as C
 from container_apps.sync.journal import Journal
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     Entry,
     Env,
     build_snapshot,

@@ -25,8 +25,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.consumer import ConsumerSettings, SnapshotConsumer
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.record_source import RecordSource
-from container_apps.tests.fakes import FakeContainers
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     KEY,
     MOUNT,
     build_snapshot,
@@ -34,6 +33,7 @@ from container_apps.tests.sync.consumer_helpers import (
     new_entries,
     seed_old,
 )
+from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
 NOW = 1_764_400_000.0

@@ -17,7 +17,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.journal import Journal
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.rollback import recover
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     LOG,
     Env,
     build_snapshot,

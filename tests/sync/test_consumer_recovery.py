@@ -34,8 +34,7 @@ from container_apps.sync.manager import SyncManager
 from container_apps.sync.quarantine import CRASH_RETRIES, backoff_seconds
 from container_apps.sync.records import SyncRecord
 from container_apps.sync.status import instance_status
-from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     Env,
     build_snapshot,
     f,
@@ -46,6 +45,7 @@ from container_apps.tests.sync.consumer_helpers import (
     seed_old,
     tree,
 )
+from container_apps.tests.support.spec_fields import RECEIVED_HISTORY_FIELDS
 
 NOW = 1_764_400_000.0
 CONSUMER = {"ENABLED": True, "KEY": "test-key", "TYPE": "consumer", "POLL_INTERVAL": 1}

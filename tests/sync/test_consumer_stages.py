@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from container_apps.errors import ContainerRuntimeError
 from container_apps.sync import constants as C
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     KEY,
     Env,
     build_snapshot,

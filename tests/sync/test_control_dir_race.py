@@ -21,7 +21,7 @@ import pytest
 from container_apps.errors import CarError
 from container_apps.fsutil import atomic_write_json
 from container_apps.sync import constants as C
-from container_apps.tests.sync.provider_helpers import NOW, make_rig
+from container_apps.tests.support.provider_rig import NOW, make_rig
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _AT_FDCWD = -100

@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 
 from container_apps.sync.history import WRITE_STAMP, HistoryLog, empty_deletion
-from container_apps.tests.spec_fields import RECEIVED_HISTORY_FIELDS, SENT_HISTORY_FIELDS
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     build_snapshot,
     make_env,
     make_record,
     new_entries,
 )
-from container_apps.tests.sync.provider_helpers import NOW, make_rig
+from container_apps.tests.support.provider_rig import NOW, make_rig
+from container_apps.tests.support.spec_fields import RECEIVED_HISTORY_FIELDS, SENT_HISTORY_FIELDS
 
 
 def test_file_name_is_padded_version_and_sanitised_cid_prefix(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from container_apps.stores.factory import open_store
 from container_apps.sync import constants as C
 from container_apps.sync.config import SyncConfig
 from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
-from container_apps.tests.fakes import FakeContainers
-from container_apps.tests.sync.consumer_helpers import build_snapshot, make_record, new_entries
-from container_apps.tests.sync.hostile_records import GOOD_CID, HOSTILE
+from container_apps.tests.support.consumer_rig import build_snapshot, make_record, new_entries
+from container_apps.tests.support.fakes import FakeContainers
+from container_apps.tests.support.hostile_records import GOOD_CID, HOSTILE
 from container_apps.volumes.binding import VolumeBinding
 
 pytestmark = [pytest.mark.redis, pytest.mark.s3]

@@ -17,8 +17,7 @@ import pytest
 from container_apps.layout import DataDir
 from container_apps.sync.config import SyncConfig
 from container_apps.sync.manager import SyncSite, build_sync_manager
-from container_apps.tests.fakes import FakeContainers
-from container_apps.tests.sync.consumer_helpers import (
+from container_apps.tests.support.consumer_rig import (
     Entry,
     Env,
     build_snapshot,
@@ -29,6 +28,7 @@ from container_apps.tests.sync.consumer_helpers import (
     new_entries,
     seed_old,
 )
+from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
 NOW = 1_764_400_000.0

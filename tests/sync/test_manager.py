@@ -18,8 +18,8 @@ from container_apps.sync.consumer import SnapshotConsumer
 from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
 from container_apps.sync.provider import SnapshotPublisher
 from container_apps.sync.request_hold import RequestHold
-from container_apps.tests.fakes import FakeContainers
-from container_apps.tests.faults import FaultyRegistry, ScheduleEntry
+from container_apps.tests.support.fakes import FakeContainers
+from container_apps.tests.support.faults import FaultyRegistry, ScheduleEntry
 from container_apps.volumes.binding import VolumeBinding
 
 PROVIDER = {"ENABLED": True, "KEY": "k", "TYPE": "provider", "POLL_INTERVAL": 2}

@@ -8,10 +8,10 @@ from typing import Any
 from unittest.mock import MagicMock
 
 from container_apps.layout import DataDir
-from container_apps.runner_config import RunnerConfig
+from container_apps.runner.runner_config import RunnerConfig
 from container_apps.sync.manager import SyncManager
 from container_apps.sync.mixin import _SyncMixin
-from container_apps.tests.fakes import FakeContainers
+from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 from pytest_mock import MockerFixture
 

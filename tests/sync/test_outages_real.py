@@ -12,15 +12,15 @@ import logging
 from pathlib import Path
 
 import pytest
-from container_apps.tests.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
-from container_apps.tests.servers import (
+from container_apps.tests.support.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.servers import (
     ServerProcess,
     running,
     start_redis,
     start_weed,
     stop_process,
 )
-from container_apps.tests.support import unavailable, used
 from container_apps.tests.sync.outage_helpers import (
     Ticker,
     build,

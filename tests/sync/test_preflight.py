@@ -18,7 +18,7 @@ from container_apps.sync.preflight import (
     validate_record,
     verify_archive,
 )
-from container_apps.tests.sync.consumer_helpers import MOUNT, build_snapshot, f, make_record
+from container_apps.tests.support.consumer_rig import MOUNT, build_snapshot, f, make_record
 from container_apps.volumes.binding import VolumeBinding
 
 LOG = logging.getLogger("test.preflight")

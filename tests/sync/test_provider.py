@@ -16,7 +16,7 @@ import pytest
 from container_apps.errors import StoreUnavailable
 from container_apps.sync import constants as C
 from container_apps.sync.records import parse_record
-from container_apps.tests.sync.provider_helpers import (
+from container_apps.tests.support.provider_rig import (
     NOW,
     Rig,
     archive_names,

@@ -15,8 +15,8 @@ from pathlib import Path
 from container_apps.errors import RegistryUnavailable
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.sync import constants as C
-from container_apps.tests.faults import FaultyRegistry
-from container_apps.tests.sync.provider_helpers import NOW, make_rig
+from container_apps.tests.support.faults import FaultyRegistry
+from container_apps.tests.support.provider_rig import NOW, make_rig
 
 
 def test_failed_republish_of_unchanged_data_keeps_the_published_blob(tmp_path: Path) -> None:

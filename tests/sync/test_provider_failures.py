@@ -15,8 +15,8 @@ import pytest
 from container_apps.errors import ContainerRuntimeError, RegistryUnavailable, StoreUnavailable
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.sync import constants as C
-from container_apps.tests.faults import Fault, FaultyRegistry
-from container_apps.tests.sync.provider_helpers import (
+from container_apps.tests.support.faults import Fault, FaultyRegistry
+from container_apps.tests.support.provider_rig import (
     NOW,
     Rig,
     assert_clean,

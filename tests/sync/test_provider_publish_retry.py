@@ -20,11 +20,11 @@ from container_apps.registries.factory import open_registry
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.sync import constants as C
 from container_apps.sync.records import parse_record
-from container_apps.tests.fakes import FakeClock
-from container_apps.tests.faults import FaultyRegistry
-from container_apps.tests.servers import ServerProcess, start_redis, stop_process
-from container_apps.tests.support import unavailable, used
-from container_apps.tests.sync.provider_helpers import NOW, Rig, assert_clean, make_rig
+from container_apps.tests.support.fakes import FakeClock
+from container_apps.tests.support.faults import FaultyRegistry
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.provider_rig import NOW, Rig, assert_clean, make_rig
+from container_apps.tests.support.servers import ServerProcess, start_redis, stop_process
 
 DOWN = RegistryUnavailable("connection refused")
 

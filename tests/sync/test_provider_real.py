@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from container_apps.sync import constants as C
 from container_apps.sync.records import parse_record
-from container_apps.tests.faults import FaultyRegistry
-from container_apps.tests.sync.provider_helpers import (
+from container_apps.tests.support.faults import FaultyRegistry
+from container_apps.tests.support.provider_rig import (
     NOW,
     Rig,
     archive_names,

@@ -17,9 +17,9 @@ from container_apps.sync import constants as C
 from container_apps.sync.consumer import ConsumerSettings, SnapshotConsumer
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.record_source import RecordSource
-from container_apps.tests.fakes import FakeContainers
-from container_apps.tests.sync.consumer_helpers import leftovers, tree
-from container_apps.tests.sync.provider_helpers import NOW, make_rig
+from container_apps.tests.support.consumer_rig import leftovers, tree
+from container_apps.tests.support.fakes import FakeContainers
+from container_apps.tests.support.provider_rig import NOW, make_rig
 from container_apps.volumes.binding import VolumeBinding
 
 LOG = logging.getLogger("test.seam")

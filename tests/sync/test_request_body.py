@@ -13,8 +13,8 @@ import pytest
 from container_apps.sync import constants as C
 from container_apps.sync.control_files import ControlDir
 from container_apps.sync.request_body import parse_body
-from container_apps.tests.fakes import FakeClock
-from container_apps.tests.strict_json import loads_strict
+from container_apps.tests.support.fakes import FakeClock
+from container_apps.tests.support.strict_json import loads_strict
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 from container_apps.sync import constants as C
-from container_apps.tests.strict_json import loads_strict
-from container_apps.tests.sync.provider_helpers import NOW, make_rig
+from container_apps.tests.support.provider_rig import NOW, make_rig
+from container_apps.tests.support.strict_json import loads_strict
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 

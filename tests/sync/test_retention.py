@@ -10,7 +10,7 @@ from container_apps.errors import StoreUnavailable
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.retention import RetireOutcome, UnrecordedCids, retire_superseded
-from container_apps.tests.faults import FaultyBlobStore
+from container_apps.tests.support.faults import FaultyBlobStore
 
 LOG = logging.getLogger("test.retention")
 

@@ -1,9 +1,9 @@
-"""tests/fixtures_loop.py: the session-end sweep cleans leftovers under a base dir only."""
+"""tests/support/fixtures_loop.py: the session-end sweep cleans leftovers under a base dir only."""
 
 from __future__ import annotations
 
 import pytest
-from container_apps.tests.fixtures_loop import MakeLoopVolume, sweep_loop_leftovers
+from container_apps.tests.support.fixtures_loop import MakeLoopVolume, sweep_loop_leftovers
 from container_apps.volumes.loopback import LoopbackVolume
 from container_apps.volumes.sizes import parse_size
 

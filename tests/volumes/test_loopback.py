@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from container_apps.errors import VolumeError
 from container_apps.layout import DataDir
-from container_apps.tests.fixtures_loop import MakeLoopVolume
+from container_apps.tests.support.fixtures_loop import MakeLoopVolume
 from container_apps.volumes import hosttools
 from container_apps.volumes.loopback import sweep_stale_mounts, volumes_in_use
 from pytest_mock import MockerFixture

@@ -11,8 +11,9 @@ import pytest
 from container_apps.errors import VolumeError
 from container_apps.layout import DataDir, InstancePaths
 from container_apps.sync.config import SyncConfig
+from container_apps.sync.container_env import system_env
 from container_apps.volumes import system_volume as sysvol
-from container_apps.volumes.system_volume import provision_system_volume, system_env
+from container_apps.volumes.system_volume import provision_system_volume
 from pytest_mock import MockerFixture
 
 from .conftest import LOG, fs_type

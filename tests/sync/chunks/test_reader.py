@@ -13,7 +13,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.chunks.index import IndexEntry, SnapshotIndex
 from container_apps.sync.chunks.reader import ChunkCorrupt, ChunkedSnapshotReader, PackMissing
 from container_apps.sync.chunks.staged import PreviousSnapshot, StagedSnapshot, upload_staged
-from container_apps.tests.faults import FaultyBlobStore
+from container_apps.tests.support.faults import FaultyBlobStore
 
 from .chunk_helpers import MiB, make_tree, random_bytes, sources, tree_state, volume, writer
 

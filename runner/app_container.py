@@ -21,9 +21,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .app_logs import ContainerLogs, LogFollower, LogRetention
+from ..app_logs import ContainerLogs, LogFollower, LogRetention
+from ..errors import ContainerNotFound, ContainerRuntimeError
 from .docker_runtime import LABEL_DATA_DIR, ContainerSpec, ContainerState, DockerRuntime
-from .errors import ContainerNotFound, ContainerRuntimeError
 
 # How long a removal may take to show up in Docker before the stop counts as unconfirmed.
 CONFIRM_TIMEOUT = 15.0

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from container_apps.layout import InstancePaths
-from container_apps.tests.support import unavailable, used
+from container_apps.tests.support.parts import unavailable, used
 from container_apps.volumes import hosttools
 from container_apps.volumes.loopback import LoopbackVolume
 from container_apps.volumes.sizes import parse_size

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from ..errors import ContainerRuntimeError
 from .busybox_image import BUSYBOX_IMAGE_TAG
 from .docker_runtime import DockerRuntime, ensure_busybox_image
-from .errors import ContainerRuntimeError
 
 ReadFile = Callable[[str], bytes | None]
 

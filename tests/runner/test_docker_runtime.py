@@ -13,8 +13,8 @@ from typing import Any
 import docker.errors
 import pytest
 import requests.exceptions
-from container_apps.docker_runtime import ContainerSpec, DockerRuntime, ensure_busybox_image
 from container_apps.errors import ContainerNotFound, ContainerRuntimeError
+from container_apps.runner.docker_runtime import ContainerSpec, DockerRuntime, ensure_busybox_image
 from container_apps.volumes.binding import VolumeBinding
 
 MakeSpec = Callable[..., ContainerSpec]

@@ -15,7 +15,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from .errors import CarError
+from ..errors import CarError
 
 
 class InstanceLock:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -28,11 +29,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .app_logs import DEFAULT_KEEP_BYTES, DEFAULT_KEEP_FILES
-from .errors import ConfigError
-from .sync.config import SyncConfig
-from .validation import format_validation_error, show_value
-from .volumes.specs import (
+from ..app_logs import DEFAULT_KEEP_BYTES, DEFAULT_KEEP_FILES
+from ..errors import ConfigError
+from ..registries.factory import validate_registry_url
+from ..stores.factory import validate_store_url
+from ..sync.config import SyncConfig
+from ..validation import format_validation_error, show_value
+from ..volumes.specs import (
     FileVolumeSpec,
     FixedVolumeSpec,
     normalize_container_path,
@@ -322,34 +325,20 @@ def _bind_entries(config: RunnerConfig) -> list[tuple[str, str]]:
 
 
 def _storage_problems(storage: StorageConfig) -> list[str]:
-    """Check STORAGE URLs with the backend factories, when those modules exist."""
+    """Check the STORAGE URLs with the backend factories' own validators."""
     problems: list[str] = []
-    checks = (
-        ("STORAGE.BLOBS", storage.blobs, "stores", "validate_store_url"),
-        ("STORAGE.REGISTRY", storage.registry, "registries", "validate_registry_url"),
+    checks: tuple[tuple[str, str | None, Callable[[str], None]], ...] = (
+        ("STORAGE.BLOBS", storage.blobs, validate_store_url),
+        ("STORAGE.REGISTRY", storage.registry, validate_registry_url),
     )
-    for key, url, package, func_name in checks:
+    for key, url, validate in checks:
         if url is None:
-            continue
-        validate = _optional_validator(package, func_name)
-        if validate is None:
             continue
         try:
             validate(url)
         except ConfigError as exc:
             problems.extend(p if p.startswith(key) else f"{key}: {p}" for p in exc.problems)
     return problems
-
-
-def _optional_validator(package: str, func_name: str) -> Any:
-    """The factory's URL validator, or None while that backend layer is absent."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"{__package__}.{package}.factory")
-    except ImportError:
-        return None
-    return getattr(module, func_name, None)
 
 
 __all__ = [

@@ -20,14 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from container_apps.tests.servers import (
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.servers import (
     http_ok,
     redis_ping,
     start_redis,
     start_weed,
     stop_process,
 )
-from container_apps.tests.support import unavailable, used
 
 S3_ACCESS_KEY = "car-test-access"
 S3_SECRET_KEY = "car-test-secret-not-for-production"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .errors import CarError
+from ..errors import CarError
 
 BUSYBOX_IMAGE_TAG = "car-busybox:latest"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")

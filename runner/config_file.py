@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from ..errors import ConfigError
 from .runner_config import RunnerConfig
 
 YAML_SUFFIXES = (".yaml", ".yml")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.tests.fixtures_loop import require_loopdev, sweep_loop_leftovers
-from container_apps.tests.runner.leftovers import leftovers
+from container_apps.tests.support.fixtures_loop import require_loopdev, sweep_loop_leftovers
+from container_apps.tests.support.leftovers import leftovers
 
-EXAMPLE = Path(__file__).parent.parent / "examples" / "busybox-fixed.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "busybox-fixed.json"
 CAR = [sys.executable, "-c", "from container_apps.cli import main; main()"]
 VALID = {"INSTANCE_ID": "cli1", "IMAGE": "car-busybox:latest", "NETWORK_MODE": "none"}
 

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .docker_runtime import DockerRuntime, ensure_busybox_image
-from .errors import CarError
-from .layout import DataDir
-from .sync.history import HistoryLog
+from ..errors import CarError
+from ..layout import DataDir
+from ..runner.docker_runtime import DockerRuntime, ensure_busybox_image
+from ..sync.history import HistoryLog
 
 # Instance ids get a per-run suffix, so two demos (or a kept one) never share a container name.
 PROVIDER_PREFIX = "demo-provider"

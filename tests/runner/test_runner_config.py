@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.config_file import load_runner_config
 from container_apps.errors import ConfigError
-from container_apps.runner_config import RunnerConfig
+from container_apps.runner.config_file import load_runner_config
+from container_apps.runner.runner_config import RunnerConfig
 
 MINIMAL: dict[str, Any] = {"INSTANCE_ID": "app1", "IMAGE": "car-busybox:latest"}
 
@@ -269,7 +269,7 @@ def test_load_of_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_example_configs_are_valid() -> None:
-    examples = sorted((Path(__file__).parent.parent / "examples").glob("*.json"))
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.json"))
     assert examples
     for path in examples:
         load_runner_config(path)

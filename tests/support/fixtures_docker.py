@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.busybox_image import BUSYBOX_IMAGE_TAG, write_build_context
-from container_apps.tests.support import unavailable, used
+from container_apps.runner.busybox_image import BUSYBOX_IMAGE_TAG, write_build_context
+from container_apps.tests.support.parts import unavailable, used
 
 SESSION_ID = uuid.uuid4().hex[:12]
 TEST_LABEL = "car.test"

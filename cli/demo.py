@@ -1,4 +1,4 @@
-"""``car demo``: the main job on the embedded backends (see ``demo.py``)."""
+"""``car demo``: the main job on the embedded backends (see ``cli/demo_scenario.py``)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from .cli import EXIT_RUNTIME, EXIT_USAGE, app, fail
-from .demo import Demo
-from .errors import CarError
+from ..errors import CarError
+from .common import EXIT_RUNTIME, EXIT_USAGE, fail
+from .demo_scenario import Demo
 
 
-@app.command("demo")
 def demo(
     data_dir: Annotated[
         Path | None,

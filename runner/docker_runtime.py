@@ -22,9 +22,9 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from ..errors import ContainerNotFound, ContainerRuntimeError
+from ..volumes.binding import VolumeBinding
 from .busybox_image import BUSYBOX_IMAGE_TAG, write_build_context
-from .errors import ContainerNotFound, ContainerRuntimeError
-from .volumes.binding import VolumeBinding
 
 LABEL_MANAGED = "car.managed"
 LABEL_INSTANCE = "car.instance"

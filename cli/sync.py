@@ -1,6 +1,6 @@
 """``car sync status|history|retry`` (SPEC §10): operator views over the data directory.
 
-Registered on ``cli.sync_app`` when ``cli`` is imported. Reads files only (see
+``sync_app`` is registered as ``car sync`` by ``cli/__init__.py``. Reads files only (see
 ``sync/status.py``), so it works whether or not the runner is running.
 """
 
@@ -14,9 +14,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .cli import EXIT_USAGE, DataDirOption, fail, sync_app
-from .layout import DataDir, InstancePaths, default_data_dir
-from .sync.status import history_entries, instance_status, retry_instance, select_instances
+from ..layout import DataDir, InstancePaths, default_data_dir
+from ..sync.status import history_entries, instance_status, retry_instance, select_instances
+from .common import EXIT_USAGE, DataDirOption, fail
+
+sync_app = typer.Typer(no_args_is_help=True, help="Volume-sync status, history and retry.")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 # Wider than any status line or history table, so rich never truncates off a terminal.

@@ -19,8 +19,8 @@ from container_apps.sync.control_files import ControlDir
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.provider import PublisherConfig, PublishTargets, SnapshotPublisher
-from container_apps.tests.fakes import FakeClock, FakeContainers
-from container_apps.tests.faults import FaultyBlobStore, FaultyRegistry
+from container_apps.tests.support.fakes import FakeClock, FakeContainers
+from container_apps.tests.support.faults import FaultyBlobStore, FaultyRegistry
 from container_apps.volumes.binding import VolumeBinding
 
 NOW = 1_764_300_000.5

@@ -29,7 +29,7 @@ from container_apps.sync.paths import PathResolver
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.record_source import RecordSource
 from container_apps.sync.records import SyncRecord, parse_record
-from container_apps.tests.fakes import FakeContainers
+from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
 KEY = "test-key"
