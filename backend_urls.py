@@ -1,6 +1,6 @@
 """Backend URLs: the small parsing and redaction rules every store and registry shares.
 
-Blob stores and registries are chosen by URL (SPEC §9). A URL may carry a password
+Blob stores and registries are chosen by URL (docs/BACKENDS.md). A URL may carry a password
 (``redis://:pw@host``) or S3 keys (``s3://KEY:SECRET@bucket``), so anything that puts a
 URL into a log line, an error message or ``describe()`` goes through ``redact_url``.
 Backend modules parse their own URLs with ``split_url``/``query_params`` and raise

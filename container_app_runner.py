@@ -1,7 +1,7 @@
 """ContainerAppRunnerPlugin: one app container, its volumes and the monitoring loop.
 
 The plugin composes thin mixins (volumes, sync) and owns only the lifecycle order of
-SPEC §3.3; the decisions live in plain classes: ``RestartPolicy`` (when to restart),
+README "Lifecycle"; the decisions live in plain classes: ``RestartPolicy`` (when to restart),
 ``AppContainer`` (confirmed stop, start with the same spec), ``VolumeProvisioner``
 (volumes), ``images`` (pull policy, default owner).
 
@@ -93,7 +93,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
 
     # --- start --------------------------------------------------------------------------
     def start(self) -> None:
-        """Image, volumes, env, sync setup, then the container (SPEC §3.3).
+        """Image, volumes, env, sync setup, then the container (README, "Lifecycle").
 
         Raises:
             ContainerRuntimeError: Docker failed or the image is unavailable.
@@ -134,7 +134,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
 
     def _container_spec(self) -> ContainerSpec:
         cfg = self.config
-        # The R1_* names are the runner's (SPEC §4): never taken from ENV, so without a
+        # The R1_* names are the runner's (README, "Volumes"): never taken from ENV, so without a
         # system volume the app sees none of them, not even ones pointing elsewhere.
         env = {k: v for k, v in cfg.app_env().items() if k not in RESERVED_ENV_NAMES}
         if self.system_volume_error is None and self.bindings:

@@ -68,7 +68,7 @@ class ContainerNotFound(ContainerRuntimeError):
 
 
 class SyncError(CarError):
-    """Volume-sync failure. ``stage`` is one of the SPEC §5.3 stage labels."""
+    """Volume-sync failure. ``stage`` is a stage label (docs/FORMAT.md, "response.json")."""
 
     def __init__(self, message: str, *, stage: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)

@@ -1,4 +1,5 @@
-"""Atomic file writes: the one recipe every runner-written file uses (SPEC §5.7).
+"""Atomic file writes: the one recipe every runner-written file uses
+(docs/FORMAT.md, "Host-side layout").
 
 temp file in the same real directory → write → fsync → chmod → ``os.replace``; the temp
 file is removed on any failure, so no reader ever sees a half-written file and nothing
@@ -183,7 +184,7 @@ def _unprintable_number(item: Any) -> bool:
 
 
 def atomic_write_json(path: Path, obj: Any, *, mode: int = 0o644) -> None:
-    """Atomically write ``obj`` as JSON with sorted keys (SPEC §5.7)."""
+    """Atomically write ``obj`` as JSON with sorted keys."""
     atomic_write_bytes(path, dumps_json(obj).encode("utf-8"), mode=mode)
 
 

@@ -1,4 +1,4 @@
-"""Turn pydantic validation errors into the operator-facing lines of SPEC §3.1.
+"""Turn pydantic validation errors into the operator-facing lines (README, "Config keys").
 
 Every problem is reported at once as ``KEY.PATH: must be <what>, got <value>``. The
 "what" comes from each field's ``description`` (so the rule is written once, beside the

@@ -1,11 +1,11 @@
-"""Archive build throughput vs ``tar | zstd -T0 -3`` and ``cp -a`` (SPEC §12 target 2).
+"""Archive build throughput vs ``tar | zstd -T0 -3`` and ``cp -a`` (README, "Benchmarks").
 
 Generates a data set (default 256 MiB in 1000 files, half random and half compressible
 text, so compression does real work), then times on the same data, in one run:
 
 - ``build_archive`` (tar.zst, level 3, multi-threaded), the provider's capture step;
 - ``tar -cf - DIR | zstd -T0 -3 > out``, the target (throughput ratio >= 1.0);
-- ``cp -a DIR copy``, the yardstick SPEC §12 uses for downtime.
+- ``cp -a DIR copy``, the yardstick of the downtime targets.
 
 Each is run ``--repeat`` times (rounds interleave the methods) after one warm-up pass
 (page cache hot for all), and the best time is reported. Needs the ``zstd`` command

@@ -1,6 +1,6 @@
 """Chunked snapshot capture throughput vs ``tar -cf - DIR | zstd -T0 -3 > /dev/null``.
 
-SPEC §12 asks chunking + hashing + compressing to keep up with ``tar | zstd -T0 -3`` on
+README ("Benchmarks") asks chunking + hashing + compressing to keep up with ``tar | zstd -T0 -3`` on
 the same data. This generates a data set (default 384 MiB in 384 files, half random and
 half compressible text, ``common.generate``) on an ext4 loop volume (the runner's own
 kind of filesystem; ``--no-loop`` or no root: a temp dir instead) and times, in

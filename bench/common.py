@@ -115,7 +115,7 @@ def proc_status_mib(field: str, pid: int | str = "self") -> float:
 
 @dataclass(frozen=True, slots=True)
 class TargetRow:
-    """One SPEC §12 target: what was measured, against what, and whether it passed."""
+    """One target (README, "Benchmarks"): what was measured, against what, and whether it passed."""
 
     name: str
     measured: float

@@ -1,4 +1,4 @@
-"""SPEC §12 targets as ratios against ``cp -a`` / ``tar | zstd``, measured in one run.
+"""README "Benchmarks" targets as ratios against ``cp -a`` / ``tar | zstd``, in one run.
 
     python bench/run.py [--mib 405] [--files 2048] [--rounds 5] [--poll 1] [--rss-mib 1024]
 
@@ -8,7 +8,7 @@ zstd``). What it does, on one temporary data dir that is removed at the end:
 1. starts a provider and a consumer ``ContainerAppRunnerPlugin`` in-process (real Docker,
    FIXED_SIZE_VOLUMES ext4 loop volumes, embedded ``file://`` + ``sqlite://`` backends)
    and fills the provider's volume with ``--mib`` MiB in ``--files`` files (half random,
-   half text; the default is the SPEC's 425 MB in 2,048 files);
+   half text; the default is 425 MB in 2,048 files);
 2. archive build throughput: ``build_archive`` vs ``tar -cf - | zstd -T0 -3`` on that
    volume (interleaved, median); before each timed build both outputs are removed and
    ``sync`` runs (untimed), so each build writes a new file with no write-back pending,
@@ -58,7 +58,7 @@ from container_apps.sync.paths import PathResolver
 from container_apps.volumes.binding import VolumeBinding
 
 RSS_LIMIT_MIB = 150.0
-HEADERS = ("target (SPEC §12)", "measured", "baseline", "ratio", "target", "result")
+HEADERS = ("target (README)", "measured", "baseline", "ratio", "target", "result")
 
 
 @dataclass(slots=True)

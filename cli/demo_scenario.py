@@ -68,7 +68,7 @@ while true; do sleep 1 & wait $!; done
 """
 
 # The consumer reports what it sees whenever last_apply.json changes. The runner writes
-# last_apply.json after it restarts the app (SPEC §7.5), so an app watches for it.
+# last_apply.json after it restarts the app (README, "For app authors"), so an app watches for it.
 CONSUMER_SCRIPT = f"""
 trap 'exit 0' TERM INT
 seen=""

@@ -1,4 +1,4 @@
-"""``car sync status|history|retry`` (SPEC §10): operator views over the data directory.
+"""``car sync status|history|retry`` (README, "Inspecting"): operator views over the data directory.
 
 ``sync_app`` is registered as ``car sync`` by ``cli/__init__.py``. Reads files only (see
 ``sync/status.py``), so it works whether or not the runner is running.

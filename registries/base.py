@@ -2,7 +2,7 @@
 
 Every backend guarantees (tests/contracts/test_registry.py checks each one):
 - ``hset()`` returns True only once the value is durably stored (the ack is the
-  provider's publish commit point, SPEC §7.4); a later ``hget`` on any node sees it
+  provider's publish commit point, README "Provider"); a later ``hget`` on any node sees it
   after ``hsync``.
 - Last writer wins for concurrent ``hset`` of one field.
 - ``hget()`` of a missing field returns None.

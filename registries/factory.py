@@ -63,7 +63,7 @@ def open_registry(url: str, *, policy: RetryPolicy | None = None) -> Registry:
     """Open the registry at ``url``, wrapped in the retry policy; no I/O until first use.
 
     Args:
-        url: a ``sqlite:///`` or ``redis://`` / ``rediss://`` URL (SPEC §9).
+        url: a ``sqlite:///`` or ``redis://`` / ``rediss://`` URL (docs/BACKENDS.md).
         policy: retry policy; the default suits production, tests inject a fast one.
 
     Returns:
@@ -80,5 +80,5 @@ def open_registry(url: str, *, policy: RetryPolicy | None = None) -> Registry:
 
 
 def default_registry_url(data_root: Path) -> str:
-    """The embedded default: ``sqlite://<data>/shared/registry.sqlite`` (SPEC §3.2)."""
+    """The embedded default: ``sqlite://<data>/shared/registry.sqlite`` (docs/FORMAT.md)."""
     return f"sqlite://{data_root.absolute() / 'shared' / 'registry.sqlite'}"

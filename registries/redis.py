@@ -1,10 +1,10 @@
 """RedisRegistry (``redis://[:password@]host:port/db[?namespace=NS]``, also ``rediss://``).
 
-Layout (SPEC §9): ``HSET <hkey> <key> <record JSON>`` in the URL's database; with
-``?namespace=NS`` the hash is named ``NS:<hkey>``, so several deployments (or tests)
-share one server without seeing each other. The ack is HSET returning without error:
-Redis applies one command atomically, and reads go to the server, so ``hsync`` is a
-no-op. Durability is the server's persistence setting (appendonly), not ours.
+Layout (docs/BACKENDS.md, "Storage layouts"): ``HSET <hkey> <key> <record JSON>`` in the
+URL's database; with ``?namespace=NS`` the hash is named ``NS:<hkey>``, so several
+deployments (or tests) share one server without seeing each other. The ack is HSET returning
+without error: Redis applies one command atomically, and reads go to the server, so
+``hsync`` is a no-op. Durability is the server's persistence setting (appendonly), not ours.
 
 This is the only module that imports redis-py and the only place its errors are
 translated: connection errors and timeouts → ``RegistryUnavailable`` (retried by

@@ -1,6 +1,6 @@
 """SqliteRegistry (``sqlite:///abs/path``): the embedded default registry, one file per host.
 
-Layout (SPEC §9, part of the contract): one table
+Layout (docs/BACKENDS.md, "Storage layouts", part of the contract): one table
 ``registry(hkey TEXT, key TEXT, value TEXT NOT NULL, updated_at REAL, PRIMARY KEY (hkey, key))``
 holding the record JSON, so an operator can inspect it with the ``sqlite3`` shell.
 

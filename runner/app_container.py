@@ -1,7 +1,7 @@
 """AppContainer: the one app container of an instance, as the runner and sync drive it.
 
 It implements ``sync.container_control.ContainerControl``: ``stop_confirmed()`` returns
-only once Docker reports the container gone (SPEC §3.3: volume mutation never happens
+only once Docker reports the container gone (README, "Lifecycle": no volume is changed
 without a confirmed stop), and ``start()`` runs a new container with the same spec
 while every volume stays mounted.
 

@@ -1,4 +1,4 @@
-"""Reading a runner config file: JSON (duplicate keys refused) or YAML (SPEC §3.1).
+"""Reading a runner config file: JSON (duplicate keys refused) or YAML (README, "Running an app").
 
 Turns the file into the raw object ``RunnerConfig.parse`` validates; every read or
 syntax problem is a one-line ``ConfigError`` naming the file, line and column.

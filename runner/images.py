@@ -1,6 +1,6 @@
 """The app image before a start: make it present (IMAGE_PULL_POLICY) and find its owner.
 
-Two small decisions the runner needs before provisioning volumes (SPEC §3.1, §3.4):
+Two small decisions the runner needs before provisioning volumes (README, "Volumes"):
 - whether to pull, build (the offline busybox test image) or refuse;
 - which uid/gid new volumes get when the config names none: the user the app runs as
   (``CONTAINER_USER``, else the image's ``USER``) when it is numeric or resolvable in the

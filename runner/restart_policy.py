@@ -1,4 +1,4 @@
-"""RestartPolicy: when to bring an exited app container back (SPEC §3.1 RESTART_POLICY).
+"""RestartPolicy: when to bring an exited app container back (README, "Lifecycle").
 
 A plain class driven by an injected clock, so it is tested without Docker or sleeping.
 Policies: ``always`` restarts after any exit, ``on-failure`` only after a non-zero exit

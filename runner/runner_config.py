@@ -1,4 +1,4 @@
-"""RunnerConfig: the validated runner config file of SPEC §3.1.
+"""RunnerConfig: the validated runner config file (README, "Config keys").
 
 Parsed once at the edge with pydantic (files are read by ``config_file.py``); everything
 after ``RunnerConfig.parse`` works with
@@ -70,7 +70,7 @@ ContainerPath = Annotated[str, AfterValidator(normalize_container_path)]
 
 
 def default_node_id() -> str:
-    """``CAR_NODE_ID`` if set, else this host's name (SPEC §3.1)."""
+    """``CAR_NODE_ID`` if set, else this host's name (README, "Config keys")."""
     return os.environ.get(NODE_ID_ENV) or socket.gethostname()
 
 
@@ -92,20 +92,20 @@ class ContainerResources(BaseModel):
 
 
 class StorageConfig(BaseModel):
-    """STORAGE: backend URLs (SPEC §9); null means the embedded default."""
+    """STORAGE: backend URLs (docs/BACKENDS.md, "URL formats"); null: the embedded default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     blobs: StrictStr | None = Field(
-        None, alias="BLOBS", description="null or a blob store URL (SPEC §9)"
+        None, alias="BLOBS", description="null or a blob store URL (docs/BACKENDS.md)"
     )
     registry: StrictStr | None = Field(
-        None, alias="REGISTRY", description="null or a registry URL (SPEC §9)"
+        None, alias="REGISTRY", description="null or a registry URL (docs/BACKENDS.md)"
     )
 
 
 class RunnerConfig(BaseModel):
-    """One runner config file. Attribute names are lower case; JSON keys are the SPEC's."""
+    """One runner config file. Attribute names are lower case; JSON keys as README "Config keys"."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -198,9 +198,7 @@ class RunnerConfig(BaseModel):
         ge=1,
         description="an integer number of bytes >= 1 (total size of logs/ kept)",
     )
-    sync: SyncConfig = Field(
-        default_factory=SyncConfig, alias="SYNC", description="a SYNC object (SPEC §6)"
-    )
+    sync: SyncConfig = Field(default_factory=SyncConfig, alias="SYNC", description="a SYNC object")
     storage: StorageConfig = Field(
         default_factory=StorageConfig,
         alias="STORAGE",
@@ -209,7 +207,7 @@ class RunnerConfig(BaseModel):
 
     @property
     def container_name(self) -> str:
-        """The app container's name (SPEC §3.1)."""
+        """The app container's name (README, "Config keys")."""
         return f"car-{self.instance_id}"
 
     def app_env(self) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Signal handling for the foreground runner (SPEC §3.3).
+"""Signal handling for the foreground runner (README, "Lifecycle").
 
 The first SIGINT/SIGTERM asks for a graceful stop (the loop ends, the container is
 stopped and removed, volumes are released); a second one raises ``ForcedExit`` from

@@ -1,4 +1,5 @@
-"""CIDv1 (raw codec, sha2-256, base32) for archive bytes: the id IS the digest (SPEC §7.3).
+"""CIDv1 (raw codec, sha2-256, base32) for archive bytes: the id IS the digest (docs/FORMAT.md,
+"Terminology").
 
 Hand-written on purpose: it is four header bytes and a base32 call, and a library would
 pull in multiformats tables we never use. ``bafkrei…`` ids therefore prove integrity:

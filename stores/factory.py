@@ -57,7 +57,7 @@ def open_store(url: str, *, cache_dir: Path, policy: RetryPolicy | None = None) 
     """Open the store at ``url``, wrapped in the retry policy; no I/O until first use.
 
     Args:
-        url: a ``file://`` or ``s3://`` URL (SPEC §9).
+        url: a ``file://`` or ``s3://`` URL (docs/BACKENDS.md, "URL formats").
         cache_dir: this node's local download directory (created at first use).
         policy: retry policy; the default suits production, tests inject a fast one.
 
@@ -86,5 +86,5 @@ def _set_up(url: str, cache_dir: Path) -> BlobStore:
 
 
 def default_store_url(data_root: Path) -> str:
-    """The embedded default: ``file://<data>/shared/blobs`` (SPEC §3.2)."""
+    """The embedded default: ``file://<data>/shared/blobs`` (docs/FORMAT.md, "Host-side layout")."""
     return f"file://{data_root.absolute() / 'shared' / 'blobs'}"

@@ -1,13 +1,13 @@
 """FileBlobStore (``file:///DIR``): the embedded default blob store, one directory per host.
 
-Layout (SPEC §9, part of the contract): ``<dir>/<cid>``, one file per blob named by its
-CID, so ``sha256sum`` checks a blob by hand. Every runner on the host shares the
-directory: a put is a streamed copy into a locked ``.put-*.tmp`` file in the same
-directory, fsync, then ``os.replace``, so readers never see a partial blob, concurrent
+Layout (docs/BACKENDS.md, "Storage layouts", part of the contract): ``<dir>/<cid>``, one
+file per blob named by its CID, so ``sha256sum`` checks a blob by hand. Every runner on the
+host shares the directory: a put is a streamed copy into a locked ``.put-*.tmp`` file in the
+same directory, fsync, then ``os.replace``, so readers never see a partial blob, concurrent
 puts of the same content both land the same bytes, and a sweep at start removes only the
-temp files of writers that died (``stores/tempfiles.py``). ``get`` returns the stored
-file itself (no second copy), which is why ``delete(local=True)`` never removes it:
-other runners share it.
+temp files of writers that died (``stores/tempfiles.py``). ``get`` returns the stored file
+itself (no second copy), which is why ``delete(local=True)`` never removes it: other runners
+share it.
 """
 
 from __future__ import annotations

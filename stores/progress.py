@@ -1,4 +1,4 @@
-"""ProgressStore: shows bytes done/total for long uploads and downloads (SPEC §10).
+"""ProgressStore: shows bytes done/total for long uploads and downloads (README, "Backends").
 
 A wrapper, like ``RetryingStore``, so no backend or sync step has to know about
 terminals: on a terminal it draws a rich progress bar on stderr; otherwise it logs a line

@@ -1,11 +1,11 @@
 """S3BlobStore (``s3://bucket/prefix?endpoint_url=…&region=…``): blobs in any S3-compatible service.
 
-Layout (SPEC §9): object key ``<prefix>/<cid>`` (no prefix: ``<cid>``). The CID is
-computed by a streaming hash pass before the upload; the upload is boto3's managed
-transfer from the file name, so large files go multipart in 8 MiB parts read from disk
-part by part (memory stays flat in file size). ``get`` downloads into this node's cache
-dir through a locked ``.get-*.tmp`` file (``stores/tempfiles.py``), verifies the bytes,
-then renames; a mismatch deletes the download, never the object (a consumer never
+Layout (docs/BACKENDS.md, "Storage layouts"): object key ``<prefix>/<cid>`` (no prefix:
+``<cid>``). The CID is computed by a streaming hash pass before the upload; the upload is
+boto3's managed transfer from the file name, so large files go multipart in 8 MiB parts read
+from disk part by part (memory stays flat in file size). ``get`` downloads into this node's
+cache dir through a locked ``.get-*.tmp`` file (``stores/tempfiles.py``), verifies the
+bytes, then renames; a mismatch deletes the download, never the object (a consumer never
 deletes remote data).
 
 This is the only module that imports boto3 and the only place its errors are
@@ -45,7 +45,7 @@ from .tempfiles import GET_PREFIX, LockedTemp, prune_local_copies, sweep_temp_fi
 URL_KEY = "STORAGE.BLOBS"
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _MiB = 1024 * 1024
-# Bounded memory: 8 MiB parts, two in flight (README target: flat RSS for 1 GiB blobs).
+# Bounded memory: 8 MiB parts, two in flight (README, "Benchmarks": flat RSS for 1 GiB).
 TRANSFER = TransferConfig(
     multipart_threshold=8 * _MiB,
     multipart_chunksize=8 * _MiB,
@@ -165,7 +165,7 @@ class S3BlobStore:
         return cls(S3StoreConfig.from_url(url), cache_dir=cache_dir)
 
     def key_for(self, cid: str) -> str:
-        """The object key of ``cid`` (SPEC §9 layout)."""
+        """The object key of ``cid`` (docs/BACKENDS.md, "Storage layouts")."""
         return f"{self.config.prefix}/{cid}" if self.config.prefix else cid
 
     def put(self, src: Path, *, progress: Progress | None = None) -> str:
@@ -336,7 +336,7 @@ class S3BlobStore:
             raise err from exc
 
     def _translate(self, exc: BaseException, op: str, cid: str) -> StoreError:
-        """Map a boto3/botocore error to our tree (SPEC §9: transient vs permanent)."""
+        """Map a boto3/botocore error to our tree (docs/BACKENDS.md, "Errors and retries")."""
         where = f"S3 {op} of {cid} at {self.describe()}"
         if isinstance(exc, botocore.exceptions.ClientError):
             return _translate_client_error(exc, where, cid)

@@ -1,4 +1,4 @@
-"""ApplyTransaction: stage(), commit(), rollback() of one snapshot (SPEC §7.6, §7.7).
+"""ApplyTransaction: stage(), commit(), rollback() of one snapshot (README, "Consumer").
 
 - ``stage()`` (app running): validate every member and write the plan to the journal
   (``sync/staging.py``); nothing in a volume is touched.
@@ -133,7 +133,7 @@ class ApplyTransaction:
         self._header = header
         committed = replace(header, state=STATE_COMMITTED)
         try:
-            self._journal.write_header(header)  # before the first write (SPEC §7.7)
+            self._journal.write_header(header)  # before the first write
             self._run(header, self._plan, expected_sha256(self._record))
             # file data durable before the journal says "committed"
             sync_filesystems(sorted(self._plan.volumes))

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class Durations:
-    """Seconds spent per phase (SPEC §8 ``durations {download, prepare, commit}``)."""
+    """Seconds spent per phase (``durations`` of docs/FORMAT.md, "Received history entry")."""
 
     download: float = 0.0
     prepare: float = 0.0

@@ -1,4 +1,5 @@
-"""Durable consumer state: ``current_apply.json`` and ``halt.json`` in ``sync_state/`` (SPEC §8).
+"""Durable consumer state: ``current_apply.json`` and ``halt.json`` in ``sync_state/``
+(docs/FORMAT.md, "current_apply.json").
 
 ``current_apply.json`` says what the consumer is doing (``preparing`` ... ``uncertain``)
 and carries, across every state change, the **durably applied CID**: the only thing
@@ -6,7 +7,7 @@ the consumer dedupes on. Not ``last_apply.json`` (the app can write its own cont
 dir) and not ``version`` (informational, may go backwards).
 
 ``halt.json`` exists while the instance is halted (a rollback could not prove the
-volume consistent, SPEC §7.7): the container stays stopped across loop iterations and
+volume consistent, README "Consumer"): the container stays stopped across loop iterations and
 runner restarts until ``car sync retry`` clears it.
 """
 
@@ -72,7 +73,7 @@ class ApplyState:
         become ``cid``/``version`` when ``state`` is ``applied``.
 
         Raises:
-            ValueError: ``state`` is not one of SPEC §8's states.
+            ValueError: ``state`` is not one of ``C.APPLY_STATES``.
             OSError: the write failed (the previous file is intact).
         """
         if state not in C.APPLY_STATES:

@@ -1,15 +1,16 @@
-"""Building snapshot archives: streaming POSIX tar into zstd or gzip (SPEC §7.2).
+"""Building snapshot archives: streaming POSIX tar into zstd or gzip (docs/FORMAT.md,
+"Snapshot archive").
 
 Data flows tar -> compressor -> ``HashingSink`` (``archive_sink.py``), one buffer at a
 time, so memory use does not grow with data size, and the archive's SHA-256, size,
 member count and unpacked bytes are known the moment the last byte is written.
 
-Member names are container-absolute paths without the leading "/" (``app/data/f.txt``),
-so the consumer maps them back through its own binds (SPEC §5.6). Only directories and
-regular files are captured, with mode and mtime; owners are written as uid/gid 0 with
-empty names so no host identity leaks. A symlink, FIFO, socket, device or hardlinked
-file (a regular file with ``st_nlink > 1``: restoring it would silently break the link
-or duplicate data, so it is refused rather than guessed at) fails the build with stage
+Member names are container-absolute paths without the leading "/" (``app/data/f.txt``), so
+the consumer maps them back through its own binds (docs/FORMAT.md, "Archive paths"). Only
+directories and regular files are captured, with mode and mtime; owners are written as
+uid/gid 0 with empty names so no host identity leaks. A symlink, FIFO, socket, device or
+hardlinked file (a regular file with ``st_nlink > 1``: restoring it would silently break the
+link or duplicate data, so it is refused rather than guessed at) fails the build with stage
 ``archive_build`` and an error naming the *container* path. Links are never followed.
 Reading/extraction lives in ``archive_read.py``.
 """

@@ -1,4 +1,5 @@
-"""HashingSink: where a compressed archive goes while it is built (SPEC §7.2).
+"""HashingSink: where a compressed archive goes while it is built (docs/FORMAT.md,
+"Snapshot archive").
 
 It counts and checks the size limit at once, and hashes and writes on a writer thread,
 so the archive's SHA-256 is known the moment the last byte is written, without a second

@@ -1,4 +1,4 @@
-"""SnapshotCapture: turns a request's paths into an archive file (SPEC §7.1, §7.2).
+"""SnapshotCapture: turns a request's paths into an archive file (README, "Provider").
 
 Offline (the default): a confirmed stop, the archive built from the stopped volumes,
 and the app started again **as soon as the archive is complete**, before any upload

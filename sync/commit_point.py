@@ -1,4 +1,4 @@
-"""CommitPoint: the registry write that makes a snapshot published (SPEC §7.4).
+"""CommitPoint: the registry write that makes a snapshot published (README, "Provider").
 
 The registry's acknowledgement is the commit point. No ack, or an error: the record is
 re-read once, and if it holds our CID the publish succeeded anyway. What this adds over a

@@ -1,4 +1,4 @@
-"""SyncConfig: the validated ``SYNC`` block of a runner config (SPEC §6).
+"""SyncConfig: the validated ``SYNC`` block of a runner config (README, "For operators").
 
 Parsed once at the edge with pydantic; the rest of the code gets a frozen, typed object.
 Problems are reported all at once (``validation.format_validation_error``).
@@ -60,7 +60,7 @@ def _raw_cross_field_problems(raw: dict[str, Any]) -> list[str]:
 
 
 class SyncConfig(BaseModel):
-    """The SYNC block. Attribute names are lower case; JSON keys are the SPEC's."""
+    """The SYNC block. Attribute names are lower case; JSON keys upper case."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -149,7 +149,7 @@ class SyncConfig(BaseModel):
 
     @property
     def effective_apply_mode(self) -> str:
-        """Always offline_restart: path-based apply is unsafe while the app runs (SPEC §6)."""
+        """Always offline_restart: path-based apply is unsafe while the app runs."""
         return C.APPLY_OFFLINE_RESTART
 
     @property
@@ -186,7 +186,7 @@ class SyncConfig(BaseModel):
         except ValidationError as exc:
             lines = format_validation_error(cls, exc, prefix=prefix)
             # pydantic skips the cross-field check when a field failed; run it on the raw
-            # values that are usable, so every problem is reported at once (SPEC §3.1).
+            # values that are usable, so every problem is reported at once.
             if not any(line.startswith(f"{prefix}: ") for line in lines):
                 lines += [f"{prefix}.{p}" for p in _raw_cross_field_problems(raw)]
             # Cross-field problems come back as one joined value_error line; split them.

@@ -1,4 +1,4 @@
-"""The whole volume-sync data-plane vocabulary in one place (SPEC §2).
+"""The whole volume-sync data-plane vocabulary in one place (README, "Development").
 
 File names, the registry hkey, stage labels, schema version, state names and limits.
 No code: ``cat sync/constants.py`` shows every name the app, the operator and another
@@ -22,14 +22,14 @@ VOLUME_SYNC_DIR: Final = _layout.VOLUME_SYNC_DIR
 SYSTEM_ROOT_MODE: Final = _layout.SYSTEM_ROOT_MODE
 VOLUME_SYNC_DIR_MODE: Final = _layout.VOLUME_SYNC_DIR_MODE
 
-# --- env vars exported to the app (SPEC §4) -------------------------------------------
+# --- env vars exported to the app (README, "Volumes") ---------------------------------
 ENV_SYSTEM_VOLUME: Final = "R1_SYSTEM_VOLUME"
 ENV_VOLUME_SYNC_DIR: Final = "R1_VOLUME_SYNC_DIR"
 ENV_SYNC_REQUEST_FILE: Final = "R1_SYNC_REQUEST_FILE"
 ENV_SYNC_TYPE: Final = "R1_SYNC_TYPE"
 ENV_SYNC_KEY: Final = "R1_SYNC_KEY"
 
-# --- control files (SPEC §5) -----------------------------------------------------------
+# --- control files (docs/FORMAT.md, "App-facing control files") -----------------------
 REQUEST_FILE: Final = "request.json"
 PROCESSING_FILE: Final = "request.json.processing"
 INVALID_FILE: Final = "request.json.invalid"
@@ -38,7 +38,7 @@ RESPONSE_FILE: Final = "response.json"
 LAST_APPLY_FILE: Final = "last_apply.json"
 CONTROL_FILE_MODE: Final = 0o644
 
-# --- request limits (SPEC §5.1) --------------------------------------------------------
+# --- request limits (docs/FORMAT.md, "request.json") ------------------------------------
 MAX_REQUEST_BYTES: Final = 64 * 1024
 MAX_METADATA_BYTES: Final = 16 * 1024
 MAX_ARCHIVE_PATHS: Final = 64
@@ -63,7 +63,7 @@ MAX_RECORD_PATH_CHARS: Final = 4096  # one manifest archive path (PATH_MAX)
 MAX_RECORD_INT: Final = 2**63 - 1  # version, sizes, member count, schema_version
 MAX_RECORD_TIMESTAMP: Final = 253_402_300_799.0  # 9999-12-31T23:59:59Z: formattable
 
-# --- runtime modes (SPEC §5.1, §6) -------------------------------------------------------
+# --- runtime modes (docs/FORMAT.md, "request.json") -------------------------------------
 CAPTURE_OFFLINE: Final = "offline"
 CAPTURE_ONLINE: Final = "online"
 PROVIDER_CAPTURE_MODES: Final = (CAPTURE_OFFLINE, CAPTURE_ONLINE)
@@ -76,7 +76,7 @@ CONSUMER_APPLY_MODES: Final = (APPLY_OFFLINE_RESTART, APPLY_ONLINE_NO_RESTART, A
 ROLE_PROVIDER: Final = "provider"
 ROLE_CONSUMER: Final = "consumer"
 
-# --- stage labels (SPEC §5.3) ----------------------------------------------------------
+# --- stage labels (docs/FORMAT.md, "response.json and request.json.invalid") -----------
 STAGE_VALIDATION: Final = "validation"
 STAGE_RUNTIME_STOP: Final = "runtime_stop"
 STAGE_ARCHIVE_BUILD: Final = "archive_build"
@@ -86,7 +86,7 @@ STAGE_R1FS_DOWNLOAD: Final = "r1fs_download"
 STAGE_EXTRACT: Final = "extract"
 STAGE_COMMIT: Final = "commit"
 
-# --- registry and record wire format (SPEC §7.3) -----------------------------------------
+# --- registry and record wire format (docs/FORMAT.md, "Registry record") ----------------
 CHAINSTORE_HKEY: Final = "CHAINSTORE_SYNC"
 MANIFEST_SCHEMA_VERSION: Final = 1
 ARCHIVE_FORMAT_ZST: Final = "tar.zst"
@@ -97,7 +97,7 @@ KNOWN_ENCRYPTIONS: Final = (ENCRYPTION_DEFAULT,)
 DEFAULT_ZSTD_LEVEL: Final = 3
 DEFAULT_GZIP_LEVEL: Final = 6
 
-# --- SYNC config defaults and limits (SPEC §6) --------------------------------------------
+# --- SYNC config defaults and limits (README, "For operators") -------------------------
 DEFAULT_POLL_INTERVAL: Final = 10.0
 MIN_POLL_INTERVAL: Final = 1.0
 DEFAULT_HSYNC_POLL_INTERVAL: Final = 60.0
@@ -111,12 +111,12 @@ UNPACKED_TO_ARCHIVE_RATIO: Final = 4
 DEFAULT_MAX_MEMBERS: Final = 1_000_000
 MAX_SYNC_KEY_CHARS: Final = 128
 
-# --- quarantine backoff (SPEC §7.8) ---------------------------------------------------------
+# --- quarantine backoff (README, "Consumer") -------------------------------------------
 QUARANTINE_BASE_SECONDS: Final = 60.0
 QUARANTINE_CAP_SECONDS: Final = 3600.0
 CRASH_RETRIES: Final = 3  # applies interrupted by a runner crash retried at once, then backoff
 
-# --- history and state (SPEC §8) -------------------------------------------------------------
+# --- history and state (docs/FORMAT.md, "Host-side layout") ----------------------------
 HISTORY_DIR: Final = _layout.HISTORY_DIR
 HISTORY_SENT: Final = _layout.HISTORY_SENT
 HISTORY_RECEIVED: Final = _layout.HISTORY_RECEIVED

@@ -1,6 +1,6 @@
 """SnapshotConsumer: one consumer tick, start-up recovery and the first-start apply.
 
-The outline of ``tick`` (SPEC §7.5) is: read the record -> skip if its CID is the
+The outline of ``tick`` (README, "Consumer") is: read the record -> skip if its CID is the
 durably applied one, quarantined, or the instance is halted -> preflight while the app
 still runs (``validate_record``, download, ``verify_archive``, ``ApplyTransaction.stage``)
 -> confirmed stop -> ``commit`` -> start -> record the apply (``sync/apply_report.py``).
@@ -72,7 +72,7 @@ class _PreflightFailed(Exception):
         self.exc = exc
 
 
-# The SPEC §5.3 stage label of a failure whose exception carries none (store errors,
+# The stage label of a failure whose exception carries none (store errors,
 # container errors): what ``car sync status`` and current_apply.json show.
 _KIND_STAGES = {
     Q.KIND_VALIDATION: C.STAGE_VALIDATION,
@@ -173,7 +173,7 @@ class SnapshotConsumer:
         return self.tick(now)
 
     def recover(self, now: float | None = None) -> None:
-        """Resolve an unfinished apply journal before the container starts (SPEC §7.7)."""
+        """Resolve an unfinished apply journal before the container starts."""
         self._recovery.run(time.time() if now is None else now)
         self._sweep_downloads()  # after recovery: an apply it finished keeps its copy
 
@@ -197,10 +197,11 @@ class SnapshotConsumer:
             self._log.warning("could not remove the download of %s: %s", cid, exc)
 
     def _finish_recovered(self, now: float) -> None:
-        """Write the report an apply finished by ``recover()`` still owes (SPEC §7.7).
+        """Write the report an apply finished by ``recover()`` still owes.
 
-        Runs at the first tick, i.e. after the app started (as after a normal apply),
-        or before the next apply, so reports keep their order.
+        (docs/FORMAT.md, "Received history entry".) Runs at the first tick, i.e. after the
+        app started (as after a normal apply), or before the next apply, so reports keep
+        their order.
         """
         current = self.state.current() or {}
         applied_at = current.get("applied_timestamp")
@@ -321,7 +322,7 @@ class SnapshotConsumer:
         if was_running:
             try:
                 self._control.stop_confirmed()
-            except CarError as exc:  # aborts before any write (SPEC §7.8)
+            except CarError as exc:  # aborts before any write, with backoff
                 txn.rollback()
                 self._reporter.discard()
                 return self._quarantine_failure(record, Q.KIND_STOP, exc, now, stopped=False)
@@ -352,7 +353,7 @@ class SnapshotConsumer:
         """State ``applying``, then the commit; every failure comes out as ``ApplyFailed``.
 
         ``commit()`` rolls back whatever it raises on; an exception that still escapes
-        it is a bug whose effect on the volume is unknown, so it halts (SPEC §7.7).
+        it is a bug whose effect on the volume is unknown, so it halts (README, "Consumer").
         """
         try:
             self.state.set_state(

@@ -1,7 +1,7 @@
 """The environment the runner exports to the app about its system volume and sync role.
 
 Built from ``SyncConfig``, so it lives in ``sync/``: the app learns where to write
-``request.json`` (docs/FORMAT.md "Control files") and, with sync on, its role and key.
+``request.json`` (docs/FORMAT.md, "App-facing control files") and, with sync on, its role and key.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ RESERVED_ENV_NAMES = (
 
 
 def system_env(sync: SyncConfig) -> dict[str, str]:
-    """The env vars exported to the app when the system volume is bound (SPEC §4).
+    """The env vars exported to the app when the system volume is bound (README, "Volumes").
 
     Returns:
         R1_SYSTEM_VOLUME, R1_VOLUME_SYNC_DIR and R1_SYNC_REQUEST_FILE always; R1_SYNC_TYPE

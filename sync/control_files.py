@@ -1,4 +1,5 @@
-"""The provider's side of ``/r1en_system/volume-sync/``: claim, answer, recover (SPEC §5.2-§5.5).
+"""The provider's side of ``/r1en_system/volume-sync/``: claim, answer, recover
+(docs/FORMAT.md, "App-facing control files").
 
 Everything in that directory is written by the app and therefore untrusted: the pending
 ``request.json`` may be a symlink, a FIFO, a directory or 10 GB of garbage. ``ControlDir``
@@ -49,7 +50,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 @dataclass(frozen=True, slots=True)
 class _Echo:
-    """What a failure answer repeats of the request (SPEC §5.3)."""
+    """What a failure answer repeats of the request."""
 
     request_body: Any = None
     archive_paths: list[str] = field(default_factory=list)
@@ -81,7 +82,7 @@ class ControlDir:
     def processing(self) -> Path:
         return self.directory / C.PROCESSING_FILE
 
-    # --- claim (SPEC §5.2) ----------------------------------------------------------------
+    # --- claim (docs/FORMAT.md, "request.json") ------------------------------------------
     def claim(self) -> ClaimedRequest | None:
         """Claim the pending request, if any.
 
@@ -171,7 +172,7 @@ class ControlDir:
         self._answer_failure(dir_fd, C.STAGE_VALIDATION, error, _Echo())
 
     def _clear_stale_processing(self, dir_fd: int) -> None:
-        """A pending request wins over a stale .processing (SPEC §5.5)."""
+        """A pending request wins over a stale .processing."""
         try:
             st = os.stat(C.PROCESSING_FILE, dir_fd=dir_fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -181,7 +182,7 @@ class ControlDir:
         else:
             self._discard(dir_fd, C.PROCESSING_FILE)
 
-    # --- answers (SPEC §5.3, §5.4) ----------------------------------------------------------
+    # --- answers (docs/FORMAT.md, "response.json") ---------------------------------------
     def fail(
         self,
         stage: str,
@@ -263,7 +264,7 @@ class ControlDir:
         except (OSError, CarError) as exc:
             self._log.warning("could not write the in_progress answer: %s", exc)
 
-    # --- recovery (SPEC §5.5) ---------------------------------------------------------------
+    # --- recovery (docs/FORMAT.md, "request.json") ---------------------------------------
     def recover_stale_processing(self) -> None:
         """At start: give an orphan ``.processing`` back as ``request.json`` to redo it.
 

@@ -1,4 +1,5 @@
-"""HistoryLog: the JSON audit trail in ``sync_history/{sent,received}/`` (SPEC §8).
+"""HistoryLog: the JSON audit trail in ``sync_history/{sent,received}/`` (docs/FORMAT.md,
+"Host-side layout").
 
 One file per event, named ``<version:010d>__<cid[:12] sanitised>.json``; a name that
 already exists gets a numeric suffix, never an overwrite. "Latest" is the most recently

@@ -1,4 +1,5 @@
-"""The apply journal in ``sync_state/``: the plan and the commit state (SPEC §7.7).
+"""The apply journal in ``sync_state/``: the plan and the commit state
+(docs/FORMAT.md, "Host-side layout").
 
 Two files:
 

@@ -65,7 +65,7 @@ class SyncSite:
 
     @property
     def volume_roots(self) -> tuple[Path, ...]:
-        """Where this instance's syncable volumes live on the host (SPEC §3.2)."""
+        """Where this instance's syncable volumes live (docs/FORMAT.md, "Host-side layout")."""
         return (self.paths.fixed_volumes / "mounts", self.paths.data.container_volumes)
 
     @property
@@ -135,7 +135,7 @@ class SyncManager:
             consumer.apply_before_first_start(now)
 
     def may_start(self) -> bool:
-        """False while halted (SPEC §7.7); after ``car sync retry`` recovers first."""
+        """False while halted; after ``car sync retry`` recovers first."""
         if self.consumer is None:
             return True
         if self.consumer.is_halted():

@@ -5,7 +5,7 @@ forward the start, the start gate and the ticks. Every decision (disabled reason
 recovery order, poll cadence, halts) lives in ``SyncManager`` and the step classes. The
 runner calls:
 - ``_sync_setup()`` once volumes are provisioned and before the first container start;
-- ``_sync_may_start()`` before every container start (False while halted, SPEC §7.7);
+- ``_sync_may_start()`` before every container start (False while halted);
 - ``_sync_tick(now)`` every loop iteration while the container runs (``now`` monotonic);
 - ``_sync_shutdown()`` when the runner stops.
 """

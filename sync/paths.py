@@ -1,8 +1,8 @@
-"""Container path -> host path resolution with the SPEC §5.6 rules.
+"""Container path -> host path resolution (docs/FORMAT.md, "Archive paths").
 
 An app names data by its *container* path; the runner reads (provider) or writes
 (consumer) the matching host path. Every path in a request or a record is untrusted, so
-resolution applies the eight SPEC §5.6 rules in order and the first failure is the
+resolution applies the eight rules of that section in order and the first failure is the
 error. Errors are ``RequestRejected`` with a stable ``code``; their messages name the
 container path only, never a host path and never where a symlink points.
 
@@ -63,7 +63,7 @@ def _inside(root: str, candidate: str) -> bool:
 
 
 class PathResolver:
-    """Resolves container paths against the runner's volume binds (SPEC §5.6)."""
+    """Resolves container paths against the runner's volume binds."""
 
     def __init__(
         self, bindings: Sequence[VolumeBinding], *, allowed_roots: Sequence[Path] = ()

@@ -1,6 +1,6 @@
 """Consumer preflight: everything that can refuse a snapshot while the app still runs.
 
-SPEC §7.5 orders the consumer's work so that a bad snapshot never costs downtime:
+The consumer orders its work so that a bad snapshot never costs downtime (README, "Consumer"):
 record and manifest checks, download, digest and per-member checks all happen before
 the confirmed stop. This module holds the pure checks:
 
@@ -8,7 +8,8 @@ the confirmed stop. This module holds the pure checks:
   version, format, encryption, path mapping, size limits, trusted node) in one
   ``SnapshotInvalid``;
 - ``verify_archive`` checks the downloaded file's size and SHA-256 against the manifest
-  (or the CID, for records without ``archive_sha256``, SPEC §9);
+  (or the CID, for records without ``archive_sha256``, docs/FORMAT.md
+  "Registry record");
 - ``MemberValidator`` checks one tar member at a time with running totals, so reading
   stops as soon as a limit is crossed (a tar bomb is refused after its first oversized
   header, not after decompressing it). Every header field that could reach a syscall
@@ -61,7 +62,7 @@ class DigestMismatch(SnapshotInvalid):
 
 @dataclass(frozen=True, slots=True)
 class ConsumerLimits:
-    """The consumer's local policy from the SYNC block (SPEC §6)."""
+    """The consumer's local policy from the SYNC block (README, "For operators")."""
 
     max_archive_bytes: int = C.DEFAULT_MAX_ARCHIVE_BYTES
     max_unpacked_bytes: int = C.UNPACKED_TO_ARCHIVE_RATIO * C.DEFAULT_MAX_ARCHIVE_BYTES
@@ -308,7 +309,7 @@ def _int_in(value: object, low: int, high: int) -> bool:
 
 
 def _check_fields(member: tarfile.TarInfo) -> None:
-    """Refuse header numbers no volume can take (SPEC §7.6: mode and mtime are applied).
+    """Refuse header numbers no volume can take (mode and mtime are applied).
 
     Raises:
         SnapshotInvalid: (stage ``extract``) naming the field, its value and the member.

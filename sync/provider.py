@@ -1,8 +1,8 @@
-"""SnapshotPublisher: one provider tick, from request.json to a published record (SPEC §7.1).
+"""SnapshotPublisher: one provider tick, from request.json to a published record.
 
-``publish_pending`` reads as the SPEC's outline: claim -> validate -> (offline) confirmed
-stop -> build archive -> restart -> verify -> upload -> publish (commit point) -> history
--> response -> retire. Capturing (stop, build, restart as soon as the archive is
+``publish_pending`` reads as README's outline ("Provider"): claim -> validate -> (offline)
+confirmed stop -> build archive -> restart -> verify -> upload -> publish (commit point) ->
+history -> response -> retire. Capturing (stop, build, restart as soon as the archive is
 complete, before any network transfer) is ``SnapshotCapture``'s job. Every failure
 is answered once through ``ControlDir.fail`` with its stage label; texts sent to the app
 name container paths only (backend and OS details go to the log). The temp archive is
@@ -131,7 +131,7 @@ class SnapshotPublisher:
         self._unrecorded = UnrecordedCids(config.state_dir / C.UNRECORDED_CIDS_FILE, log)
 
     def recover(self) -> None:
-        """At start: re-queue an unfinished request (SPEC §5.5) and drop stale archives."""
+        """At start: re-queue an unfinished request and drop stale archives."""
         self._remove_stale_archives()
         # Temp files of puts killed mid-upload; another runner's put in flight is kept.
         for name in self.targets.store.sweep_local():

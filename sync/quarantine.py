@@ -1,4 +1,4 @@
-"""Quarantine: failed snapshots wait out an exponential backoff (SPEC §7.8).
+"""Quarantine: failed snapshots wait out an exponential backoff (README, "Consumer").
 
 A record that failed once (bad manifest, failed download, digest mismatch, bad member,
 no space, failed stop or commit) would otherwise be retried every tick, and a failure
@@ -25,7 +25,7 @@ from typing import Any
 from ..fsutil import atomic_write_json
 from . import constants as C
 
-# Failure kinds (SPEC §7.8); "stop" is the confirmed stop failing before any write.
+# Failure kinds; "stop" is the confirmed stop failing before any write.
 KIND_VALIDATION = "validation"
 KIND_DOWNLOAD = "download"
 KIND_DIGEST = "digest"
@@ -45,7 +45,7 @@ FAILURE_KINDS = (
 
 
 # A crash-interrupted apply is retried at once this many times before it counts as a
-# failure with backoff (SPEC §7.8).
+# failure with backoff.
 CRASH_RETRIES = C.CRASH_RETRIES
 
 

@@ -1,4 +1,4 @@
-"""RecordSource: the consumer's view of the registry (SPEC §7.5, §7.8).
+"""RecordSource: the consumer's view of the registry (README, "Consumer").
 
 Refreshes the local replica (``hsync``) at most every ``HSYNC_POLL_INTERVAL``; a failed
 refresh is retried after min(30 s, interval). The record itself is read on every call

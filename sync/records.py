@@ -1,4 +1,5 @@
-"""Typed wire objects of volume-sync and their JSON codec (SPEC §5.1, §7.3).
+"""Typed wire objects of volume-sync and their JSON codec (docs/FORMAT.md,
+"request.json", "Registry record").
 
 ``SyncRequest`` is what an app asks for; ``Manifest`` and ``SyncRecord`` are what the
 provider publishes under ``CHAINSTORE_SYNC``/``SYNC.KEY``. Records are frozen dataclasses;
@@ -28,7 +29,7 @@ class SyncRequest:
     ``archive_paths`` are normalised and de-duplicated: they build the archive and go
     into the manifest. ``requested_paths`` are the same paths exactly as the app wrote
     them, because apps written for the older runner compare the echo in response.json
-    with what they sent (SPEC §13, docs/FORMAT.md).
+    with what they sent (docs/FORMAT.md, "response.json (provider → app), success").
     """
 
     archive_paths: tuple[str, ...]
@@ -78,7 +79,7 @@ class Manifest:
         return out
 
     def digest(self) -> str:
-        """SHA-256 of the canonical manifest JSON: half of the quarantine key (SPEC §7.8)."""
+        """SHA-256 of the canonical manifest JSON: half of the quarantine key."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

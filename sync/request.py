@@ -1,7 +1,8 @@
-"""request.json semantics: an untrusted JSON value -> a typed ``SyncRequest`` (SPEC §5.1).
+"""request.json semantics: an untrusted JSON value -> a typed ``SyncRequest``
+(docs/FORMAT.md, "request.json").
 
 ``control_files.py`` already turned the bytes into JSON; this module checks the shape
-and every archive path (resolved for reading, SPEC §5.6) and answers with
+and every archive path (resolved for reading, docs/FORMAT.md "Archive paths") and answers with
 ``RequestRejected`` carrying a stable ``code`` and a message an app author can act on.
 Unknown top-level fields are ignored so apps written for the older runner keep working.
 """
@@ -28,7 +29,8 @@ def parse_request(body: object, *, allow_online: bool, resolver: PathResolver) -
     Args:
         body: the parsed JSON value of request.json.
         allow_online: the provider's ``SYNC.ALLOW_ONLINE_PROVIDER_CAPTURE``.
-        resolver: resolves each archive path for reading (SPEC §5.6 rules 1-8).
+        resolver: resolves each archive path for reading (rules 1-8 of docs/FORMAT.md,
+            "Archive paths").
 
     Returns:
         The typed request; ``archive_paths`` are the normalised container paths,

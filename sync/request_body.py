@@ -1,4 +1,5 @@
-"""The bytes of a claimed request.json -> a ``ClaimedRequest`` (SPEC §5.1-§5.3).
+"""The bytes of a claimed request.json -> a ``ClaimedRequest`` (docs/FORMAT.md,
+"request.json").
 
 Size limit, strict UTF-8 and strict JSON, and what a failure answer echoes of the body
 (``request_id``, ``archive_paths``, the ``raw_body`` preview). ``control_files.py``
@@ -49,7 +50,7 @@ class ClaimedRequest:
 
     @property
     def raw_body(self) -> str | None:
-        """First 1024 chars, only for bodies that were valid UTF-8 but not JSON (SPEC §5.3)."""
+        """First 1024 chars, only for bodies that were valid UTF-8 but not JSON."""
         if self.error is not None and self.text is not None:
             return self.text[: C.RAW_BODY_PREVIEW_CHARS]
         return None

@@ -5,7 +5,7 @@ registry; while the backend gate is shut (``sync/backend_gate.py``) that would s
 app for a publish that cannot land. So the request is claimed (``request.json`` becomes
 ``request.json.processing``, as for any publish) and answered ``in_progress``, and the
 app knows it was seen. When the backends are back, ``release`` gives the claimed request
-back as ``request.json`` (the SPEC §5.5 re-queue), and the publisher handles it at once.
+back as ``request.json`` (the re-queue of a start), and the publisher handles it at once.
 A runner that dies meanwhile re-queues it at start the same way, and a newer request
 from the app replaces the held one (a pending request wins, §5.5).
 """

@@ -1,4 +1,5 @@
-"""Retiring superseded snapshots after a successful publish or apply (SPEC §7.9).
+"""Retiring superseded snapshots after a successful publish or apply (README,
+"Retirement").
 
 Every history entry older than the newest whose CID differs from the one to keep and
 whose deletion has not yet succeeded (never tried, or failed before) gets a delete
@@ -97,7 +98,7 @@ def delete_unpublished(
 
     Stores are content-addressed: unchanged data uploads to the CID an earlier
     publish already made, which the registry's record may still name. That blob
-    is kept; retirement (SPEC §7.9) deletes it once it is superseded.
+    is kept; retirement deletes it once it is superseded.
     """
     if _published_before(history, cid, log):
         log.info("kept blob %s: an earlier publish of this node names it", cid)

@@ -12,7 +12,7 @@ restore ``n.meta``; if ``n.bak`` or ``n.new`` exists remove whatever is at the t
 (it can only be op ``n``'s creation, since later ops were undone first) and rename
 ``n.bak`` back. Ops are undone in reverse order. The volume is proven consistent when
 every marker has been consumed and the backup dirs are gone; anything else is
-``ApplyFailed(rolled_back=False)`` and the caller halts (SPEC §7.7).
+``ApplyFailed(rolled_back=False)`` and the caller halts (README, "Consumer").
 
 Crash safety relies on ``rename``/``unlink`` being atomic and, for power loss, on the
 filesystem committing metadata changes in order (ext4's default ``data=ordered``).
@@ -189,7 +189,7 @@ _MARKER_NAME = re.compile(r"[0-9]+\.(bak|new|meta)")
 
 
 def sweep_orphan_backup_dirs(volume_roots: Iterable[Path], log: logging.Logger) -> list[str]:
-    """Remove per-apply backup dirs no journal names any more (SPEC §7.7: none may stay).
+    """Remove per-apply backup dirs no journal names any more (none may stay).
 
     Call only once the journal is resolved (rolled back or finished): every backup dir
     left then belongs to an apply whose journal is gone, e.g. one an older runner

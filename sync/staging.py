@@ -1,10 +1,11 @@
 """Staging: the validated, journaled plan of an apply, made while the app still runs.
 
-Design choice (SPEC §7.5 "stage"). Staging does **not** extract a copy of the data.
-It streams the verified archive once, validates every member (``MemberValidator``),
-writes the plan of operations to the journal (``sync_state/journal.plan.jsonl``,
-fsynced) and checks that the data would fit each target volume. The commit then
-streams the same archive again and writes each file straight to its place.
+Design choice (the "stage" step of README, "Consumer"). Staging does **not** extract a copy
+of the data. It streams the verified archive once, validates every member
+(``MemberValidator``), writes the plan of operations to the journal
+(``sync_state/journal.plan.jsonl``, fsynced) and checks that the data would fit each target
+volume. The commit then streams the same archive again and writes each file straight to its
+place.
 
 Why not extract into a staging directory and rename at commit time:
 - a staging dir on the same filesystem as a fixed-size volume must be *inside* that

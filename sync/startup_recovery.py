@@ -1,7 +1,7 @@
 """StartupRecovery: what a consumer that died mid-apply left, resolved before any start.
 
-SPEC §7.7 says an unfinished journal is rolled back (or finished) before the container
-starts. ``sync/rollback.py`` does that to the volumes; this class adds what the
+An unfinished journal is rolled back (or finished) before the container starts (README,
+"Lifecycle"). ``sync/rollback.py`` does that to the volumes; this class adds what the
 consumer's durable state needs afterwards:
 
 - finished (the journal said ``committed``): the CID becomes the applied one; its

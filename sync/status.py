@@ -2,7 +2,7 @@
 
 Plain functions over files the runner writes (``runner.json``, ``sync_history/``,
 ``sync_state/``), so an operator can inspect a stopped instance and the CLI needs no
-running runner. Each status object carries at least the fields SPEC §10 names.
+running runner. Each status object carries at least the fields README "Inspecting" names.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _summary(entry_data: dict[str, Any] | None, timestamp_key: str) -> dict[str,
 
 
 def instance_status(paths: InstancePaths) -> dict[str, Any]:
-    """One instance's status object (SPEC §10)."""
+    """One instance's status object (``car sync status --json``)."""
     runner = read_runner_state(paths)
     sent = HistoryLog(paths.history_sent).latest()
     received = HistoryLog(paths.history_received).latest()

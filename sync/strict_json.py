@@ -1,4 +1,5 @@
-"""Strict JSON for untrusted input: only values we can always write back (SPEC §5.2, §5.3).
+"""Strict JSON for untrusted input: only values we can always write back
+(docs/FORMAT.md, "request.json").
 
 Python's ``json.loads`` accepts text that parses fine but cannot be echoed: a lone
 surrogate escape (``"\\udcff"``) makes the UTF-8 encoding of the answer fail, ``1e999``

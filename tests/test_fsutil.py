@@ -1,4 +1,4 @@
-"""Atomic writes (SPEC §5.7) and per-filesystem flushes."""
+"""Atomic writes and per-filesystem flushes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """VolumeBinding: one host directory bound into the app container.
 
 The runner's volume mixins produce these; Docker gets them as binds and the sync path
-resolver (SPEC §5.6) decides from ``kind`` which ones sync may read or write.
+resolver (docs/FORMAT.md, "Archive paths") decides from ``kind`` which ones sync may read or write.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Literal
 
 VolumeKind = Literal["fixed", "legacy", "file", "system"]
 
-# Only these kinds hold app data that volume-sync may capture or apply (SPEC §5.6 rule 6).
+# Only these kinds hold app data that volume-sync may capture or apply (rule 6 of
+# docs/FORMAT.md, "Archive paths").
 SYNCABLE_KINDS: frozenset[str] = frozenset({"fixed", "legacy"})
 
 

@@ -5,7 +5,7 @@ each survive a crash. ``provision()`` therefore looks at what exists and only do
 missing steps: an image with a filesystem is reused (never reformatted unless
 ``force_recreate``), an attached loop device and an existing mount are reused, a larger
 size grows the filesystem, and a smaller one is refused because shrinking could lose
-data (SPEC §3.4). ``release()`` and ``destroy()`` are idempotent, so callers can run
+data (README, "Volumes"). ``release()`` and ``destroy()`` are idempotent, so callers can run
 them in ``finally`` blocks without checking state first.
 """
 

@@ -1,10 +1,10 @@
-"""VolumeProvisioner: every volume of one instance, in the order of SPEC §3.3.
+"""VolumeProvisioner: every volume of one instance, in the start order (README, "Lifecycle").
 
 legacy VOLUMES -> FILE_VOLUMES -> sweep of stale mounts -> FIXED_SIZE_VOLUMES -> system
 volume. A data-volume failure stops the start: whatever this call mounted is released
 first, so a failed start leaks no mount or loop device. A system-volume failure does
 not stop the start: the app runs without /r1en_system and sync stays off, with the
-reason kept for ``car sync status`` (SPEC §4).
+reason kept for ``car sync status`` (README, "Volumes").
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class VolumeProvisioner:
         )
 
     def _owner(self, spec: FixedVolumeSpec) -> tuple[int, int]:
-        """OWNER_UID/OWNER_GID, each else the image USER's, else root (SPEC §3.4)."""
+        """OWNER_UID/OWNER_GID, each else the image USER's, else root (README, "Volumes")."""
         fallback_uid, fallback_gid = self.default_owner or (0, 0)
         uid = spec.owner_uid if spec.owner_uid is not None else fallback_uid
         gid = spec.owner_gid if spec.owner_gid is not None else fallback_gid

@@ -1,6 +1,6 @@
 """Volume sizes as operators write them ("100M", "1G", "512K", "1048576") and back.
 
-One parser for every SIZE in a config (SPEC §3.1, §3.4) and one formatter for messages,
+One parser for every SIZE in a config (README, "Config keys") and one formatter for messages,
 so an error says "SIZE 8M is smaller than the existing image (16M)" in the same units.
 Suffixes are binary (K = 1024) because that is what ``fallocate -l`` and ``mkfs`` use.
 """

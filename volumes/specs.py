@@ -2,8 +2,8 @@
 
 The runner config model embeds these, so a bad entry is reported with its key path and
 the field's description ("FIXED_SIZE_VOLUMES.data.SIZE: must be a size like ..., got
-"10Q"", SPEC §3.1). Checks that raise ``PydanticCustomError`` keep that description in
-the message; a plain ``ValueError`` would replace it with pydantic's own text.
+"10Q"", README "Config keys"). Checks that raise ``PydanticCustomError`` keep that
+description in the message; a plain ``ValueError`` would replace it with pydantic's own text.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def validate_volume_name(name: str) -> str:
     if not VOLUME_NAME_RE.match(name):
         raise ValueError(f"volume name {name!r} must be {VOLUME_NAME_RULE}")
     if name == SYSTEM_VOLUME_NAME:
-        raise ValueError(f"volume name {name!r} is reserved for the system volume (SPEC §4)")
+        raise ValueError(f"volume name {name!r} is reserved for the system volume /r1en_system")
     return name
 
 
@@ -79,7 +79,7 @@ def _checked_path(value: str) -> str:
 
 
 class FixedVolumeSpec(BaseModel):
-    """One FIXED_SIZE_VOLUMES entry: a fixed-size ext4 loop volume (SPEC §3.4)."""
+    """One FIXED_SIZE_VOLUMES entry: a fixed-size ext4 loop volume (README, "Volumes")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -120,7 +120,7 @@ class FixedVolumeSpec(BaseModel):
 
 
 class FileVolumeSpec(BaseModel):
-    """One FILE_VOLUMES entry: a file written on the host, bound read-only (SPEC §3.1)."""
+    """One FILE_VOLUMES entry: a file written on the host, bound read-only."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

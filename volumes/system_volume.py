@@ -1,4 +1,4 @@
-"""The system volume /r1en_system: the app's only channel to the runner (SPEC §4).
+"""The system volume /r1en_system: the app's only channel to the runner (README, "Volumes").
 
 A 10M ext4 loop volume provisioned like any fixed-size volume, plus exact permissions:
 the root is ``root:root 0755`` so the app cannot replace runner-owned entries, and

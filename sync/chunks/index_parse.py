@@ -48,7 +48,7 @@ class IndexInvalid(SnapshotInvalid):
 
 @dataclass(frozen=True, slots=True)
 class IndexLimits:
-    """Bounds on an index, set by the reader's policy (SYNC limits, SPEC §6)."""
+    """Bounds on an index, set by the reader's policy (its SYNC limits)."""
 
     max_index_bytes: int = 64 * K.MIB  # the compressed blob
     max_json_bytes: int = 256 * K.MIB  # its decompressed text

@@ -1,7 +1,7 @@
 """A captured snapshot waiting in staging, and what a capture starts from.
 
 Capture and upload are separate steps so that the provider reads files while its app
-is stopped and uploads after the restart (SPEC §7.1): ``ChunkedSnapshotWriter.write``
+is stopped and uploads after the restart (README, "Provider"): ``ChunkedSnapshotWriter.write``
 leaves a ``StagedSnapshot`` (new packs and the index blob, each a file named by its CID)
 in a local staging directory, and ``upload_staged`` puts them into the store, packs
 first and the index last, so a store never holds an index whose packs are missing.

@@ -1,4 +1,4 @@
-"""`car demo` argument errors: one line, exit 2, before Docker or any volume (SPEC §10)."""
+"""`car demo` argument errors: one line, exit 2, before Docker or any volume."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`car run` as a subprocess: exit codes (SPEC §10) and a clean Ctrl-C (SPEC §3.3)."""
+"""`car run` as a subprocess: exit codes and a clean Ctrl-C (README, "Lifecycle")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""SqliteRegistry specifics: the SPEC §9 table layout, several processes, lock and file errors."""
+"""SqliteRegistry specifics: the table layout, several processes, lock and file errors.
+
+The layout is docs/BACKENDS.md, "Storage layouts".
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from container_apps.registries import sqlite as sqlite_module
 from container_apps.registries.sqlite import SqliteRegistry
 
 HKEY = "CHAINSTORE_SYNC"
-SPEC_TABLE = (
+LAYOUT_TABLE = (
     "CREATE TABLE registry (hkey TEXT, key TEXT, value TEXT NOT NULL, "
     "updated_at REAL, PRIMARY KEY (hkey, key))"
 )
@@ -29,7 +32,7 @@ def test_table_layout_is_exactly_the_spec_table(tmp_path: Path) -> None:
         (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'registry'").fetchone()
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         row = conn.execute("SELECT hkey, key, value, updated_at FROM registry").fetchone()
-    assert sql == SPEC_TABLE
+    assert sql == LAYOUT_TABLE
     assert mode == "wal"
     assert row[:3] == (HKEY, "app", "{}")
     assert abs(row[3] - time.time()) < 60
@@ -38,7 +41,7 @@ def test_table_layout_is_exactly_the_spec_table(tmp_path: Path) -> None:
 def test_row_written_by_another_tool_is_read(tmp_path: Path) -> None:
     path = tmp_path / "r.sqlite"
     with sqlite3.connect(path) as conn:
-        conn.execute(SPEC_TABLE)
+        conn.execute(LAYOUT_TABLE)
         conn.execute("INSERT INTO registry VALUES (?, ?, ?, NULL)", (HKEY, "app", '{"cid": "b"}'))
     assert SqliteRegistry.from_url(f"sqlite://{path}").hget(HKEY, "app") == '{"cid": "b"}'
 
@@ -49,7 +52,7 @@ def test_row_whose_value_another_tool_stored_as_utf8_bytes_is_read_as_text(
     # Python's sqlite3 stores a bytes value as a BLOB even in a TEXT column.
     path = tmp_path / "r.sqlite"
     with sqlite3.connect(path) as conn:
-        conn.execute(SPEC_TABLE)
+        conn.execute(LAYOUT_TABLE)
         value = '{"cid": "b", "node_id": "n\u00e9"}'.encode()
         conn.execute("INSERT INTO registry VALUES (?, ?, ?, NULL)", (HKEY, "app", value))
     conn.close()

@@ -328,7 +328,7 @@ def wait_applied(
 
 
 def history(directory: Path) -> list[dict[str, Any]]:
-    """History entries in write order (SPEC §8 "latest" = most recently written)."""
+    """History entries in write order ("latest" = most recently written)."""
     entries = [read_json(p) for p in directory.glob("*.json")]
     return sorted((e for e in entries if isinstance(e, dict)), key=lambda e: e["_written_ns"])
 

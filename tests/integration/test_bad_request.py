@@ -1,8 +1,9 @@
 """Bad requests written from inside the app: failure artifacts, and the app keeps running.
 
-SPEC §5.3 (``request.json.invalid`` + error ``response.json``, exact shape, 0644,
-container paths only), §5.6 (path rules), §7.1 (no container stop on a validation
-failure).
+``request.json.invalid`` + error ``response.json`` (exact shape, 0644, container paths
+only: docs/FORMAT.md, "response.json and request.json.invalid"), the path rules
+(docs/FORMAT.md, "Archive paths"), no container stop on a validation failure (README,
+"Provider").
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """`car sync status|history --json` on a data dir after a real publish and apply.
 
-SPEC §10 (the status and history documents, exit 2 for an unknown instance) and §8
-(the fields of sent and received history entries). The runners are stopped before
-the CLI runs: it reads files only, so an operator can inspect a stopped instance.
+README "Inspecting" (the status and history documents, exit 2 for an unknown instance) and
+docs/FORMAT.md "Sent history entry" (the fields of sent and received entries). The runners
+are stopped before the CLI runs: it reads files only, so an operator can inspect a stopped
+instance.
 """
 
 from __future__ import annotations

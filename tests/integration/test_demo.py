@@ -1,4 +1,4 @@
-"""`car demo` as a user runs it: green in under a minute, nothing left behind (SPEC §10).
+"""`car demo` as a user runs it: green in under a minute, nothing left behind (README, "The demo").
 
 The demo makes its own temp data dir; ``TMPDIR`` points it into this test's tmp dir, so
 "nothing left" is checked there without racing other sessions' temp files.

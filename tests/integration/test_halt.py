@@ -1,6 +1,6 @@
 """A consumer whose rollback cannot prove consistency halts until `car sync retry`.
 
-SPEC §7.7: the container stays stopped across loop iterations and runner restarts, the
+README "Consumer": the container stays stopped across loop iterations and runner restarts, the
 reason is in ``car sync status``, and ``car sync retry INSTANCE`` lets it start again.
 
 How the rollback is made to fail, on real ext4 and with no mock: the consumer's volume
@@ -111,7 +111,7 @@ def test_unrecoverable_apply_halts_across_restarts_until_sync_retry(
     assert len(container_starts(docker_client, consumer.container, retried_at)) == 1
     assert app_sh(docker_client, consumer, "cat /app/data/locked/file.txt") == "locked payload\n"
     assert halted(consumer) is None
-    # No runner backup dir or temp file is left in the app volume (SPEC §7.7).
+    # No runner backup dir or temp file is left in the app volume.
     assert [p.name for p in consumer.data_mount.iterdir() if p.name.startswith(".car")] == []
     runners.stop_all()
     assert_nothing_left(docker_client, data)

@@ -1,8 +1,8 @@
 """A provider runner SIGKILLed between claim and publish recovers and publishes once.
 
-SPEC §5.5 (an orphan ``.processing`` is renamed back and the publish is redone), §7.4
-(the registry ack is the commit point), §3.3 (a new ``car run`` sweeps the crashed run's
-container, mounts and loop devices).
+An orphan ``.processing`` is renamed back and the publish is redone (docs/FORMAT.md,
+"request.json"); the registry ack is the commit point (README, "Provider"); a new ``car
+run`` sweeps the crashed run's container, mounts and loop devices.
 
 The pause needs no product hook: the test holds the embedded SQLite registry's write
 lock (``BEGIN IMMEDIATE``), so the provider's ``hset`` waits in SQLite's busy handler

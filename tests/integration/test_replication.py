@@ -1,8 +1,8 @@
 """Provider -> consumers end to end: `car run` processes, real Docker, loop volumes, backends.
 
-SPEC §7.1/§7.5 (publish and apply), §7.9 (retirement), §3.3 (apply before the first
-start, no double boot), §9 (embedded file:// + sqlite:// in a shared data dir, and S3 +
-Redis with one data dir per runner so that only the servers connect them).
+Publish and apply, retirement, apply before the first start (no double boot), the
+embedded file:// + sqlite:// in a shared data dir, and S3 + Redis with one data dir per
+runner so that only the servers connect them (README, "For operators" and "Backends").
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def publish(docker_client: Any, provider: Any, tag: str, **fields: Any) -> dict[
 
 
 def registry_record(data_dir: Path, key: str) -> str | None:
-    """The record JSON in the embedded sqlite registry (SPEC §9 layout)."""
+    """The record JSON in the embedded sqlite registry (docs/BACKENDS.md, "Storage layouts")."""
     with sqlite3.connect(DataDir(data_dir).shared_registry) as conn:
         row = conn.execute(
             "SELECT value FROM registry WHERE hkey = 'CHAINSTORE_SYNC' AND key = ?", (key,)

@@ -1,4 +1,4 @@
-"""AppContainer: a stop counts only when Docker reports the container gone (SPEC §3.3)."""
+"""AppContainer: a stop counts only when Docker reports the container gone."""
 
 from __future__ import annotations
 

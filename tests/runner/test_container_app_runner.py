@@ -1,4 +1,4 @@
-"""ContainerAppRunnerPlugin on the real engine with real loop volumes (SPEC §3.3, §4)."""
+"""ContainerAppRunnerPlugin on the real engine with real loop volumes (README, "Lifecycle")."""
 
 from __future__ import annotations
 

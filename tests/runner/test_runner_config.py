@@ -1,4 +1,4 @@
-"""RunnerConfig validation (SPEC §3.1): every problem at once, with its key path."""
+"""RunnerConfig validation (README, "Config keys"): every problem at once, with its key path."""
 
 from __future__ import annotations
 

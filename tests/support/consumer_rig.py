@@ -1,9 +1,9 @@
 """Test helpers for the consumer: snapshots made with plain ``tarfile``, records, a wired consumer.
 
-Snapshots are built exactly as SPEC §7.2-§7.3 describe, with nothing from the provider
-code: member names are container paths without the leading "/", directories are
-members, and the record is written by hand. That makes every consumer test an interop
-test as well.
+Snapshots are built exactly as docs/FORMAT.md ("Snapshot archive") describes, with nothing
+from the provider code: member names are container paths without the leading "/",
+directories are members, and the record is written by hand. That makes every consumer test
+an interop test as well.
 """
 
 from __future__ import annotations

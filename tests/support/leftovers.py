@@ -1,6 +1,6 @@
 """What a runner may leave behind under a data dir: containers, mounts, loop devices.
 
-Tests assert this list is empty after every stop (SPEC §3.3: nothing leaks).
+Tests assert this list is empty after every stop (README, "Lifecycle": nothing leaks).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Field lists that SPEC §8 fixes, written once for every test that checks them."""
+"""Field lists that docs/FORMAT.md fixes, written once for every test that checks them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""SPEC §7.2: streaming tar archives with container-absolute names, digests and type rules."""
+"""Streaming tar archives: container-absolute names, digests and type rules.
+
+The format is docs/FORMAT.md, "Snapshot archive".
+"""
 
 from __future__ import annotations
 

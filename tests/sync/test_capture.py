@@ -1,4 +1,7 @@
-"""SnapshotCapture (SPEC §7.1): stop only as long as the archive build, restart right after."""
+"""SnapshotCapture: stop only as long as the archive build, restart right after.
+
+README, "Provider".
+"""
 
 from __future__ import annotations
 

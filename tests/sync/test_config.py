@@ -1,4 +1,4 @@
-"""SPEC §6: the SYNC block's defaults and rules, each refusal naming its key."""
+"""README, "For operators": the SYNC block's defaults and rules, each refusal naming its key."""
 
 from __future__ import annotations
 

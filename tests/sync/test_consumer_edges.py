@@ -145,8 +145,8 @@ def test_failed_local_retirement_is_retried_at_the_next_apply(tmp_path: Path) ->
 def test_record_understating_its_size_cannot_make_the_download_fill_the_disk(
     tmp_path: Path,
 ) -> None:
-    # SPEC §11: the record says 251 bytes; the blob under its CID is 4 MiB. The store must
-    # refuse before writing it into this node's cache, and the app is never stopped.
+    # README, "Safety rules": the record says 251 bytes; the blob under its CID is 4 MiB. The
+    # store must refuse before writing it into this node's cache, and the app is never stopped.
     env = make_env(tmp_path)
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(4 * 1024 * 1024))

@@ -1,8 +1,8 @@
-"""SPEC §9 last paragraph: a record written by another tool in the storage layouts is applied.
+"""A record written by another tool in the storage layouts is applied (docs/FORMAT.md).
 
 Nothing from the provider code is used: the blob is copied by hand to ``<dir>/<cid>``
 (the CID computed here from its definition, CIDv1 raw sha2-256 base32), the record is
-inserted with the ``sqlite3`` module into the SPEC table, and it carries no
+inserted with the ``sqlite3`` module into the documented table, and it carries no
 ``archive_sha256``, ``unpacked_bytes`` or ``members`` (an older runner's manifest).
 A ``SnapshotConsumer`` on the real ``file://`` store and ``sqlite://`` registry then
 verifies the archive through its CID and applies it.
@@ -37,7 +37,7 @@ from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
 NOW = 1_764_400_000.0
-SPEC_TABLE = (
+LAYOUT_TABLE = (
     "CREATE TABLE registry (hkey TEXT, key TEXT, value TEXT NOT NULL, updated_at REAL, "
     "PRIMARY KEY (hkey, key))"
 )
@@ -75,7 +75,7 @@ def _hand_publish(tmp: Path, archive: Path, record: str) -> None:
     db = tmp / "shared" / "registry.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db) as conn:
-        conn.execute(SPEC_TABLE)
+        conn.execute(LAYOUT_TABLE)
         conn.execute(
             "INSERT INTO registry VALUES (?, ?, ?, ?)", (C.CHAINSTORE_HKEY, KEY, record, NOW)
         )

@@ -1,4 +1,4 @@
-"""SPEC §5.3 consumer stage labels on every failure path (outcome, quarantine, current_apply).
+"""Consumer stage labels on every failure path (outcome, quarantine, current_apply).
 
 Each refusal must carry the stage an operator reads in ``car sync status``:
 ``validation`` for the record, ``r1fs_download`` for a missing or corrupt blob and a

@@ -1,4 +1,6 @@
-"""SPEC §11: an app swapping ``volume-sync/`` for a symlink can never redirect the runner.
+"""An app swapping ``volume-sync/`` for a symlink can never redirect the runner.
+
+README, "Safety rules".
 
 The attacker thread exchanges the real control directory with a symlink to a directory
 outside the volume in a tight loop (``renameat2(RENAME_EXCHANGE)``, as an app in the

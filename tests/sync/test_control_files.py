@@ -1,4 +1,7 @@
-"""SPEC §5.2-§5.5 and §5.7: claiming request.json, failure/success artifacts, recovery."""
+"""Claiming request.json, failure/success artifacts, recovery.
+
+docs/FORMAT.md, "App-facing control files".
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""SPEC §8 history: file names, collisions, "latest", the deletion sub-record, exact fields."""
+"""History: file names, collisions, "latest", the deletion sub-record, exact fields.
+
+docs/FORMAT.md, "Host-side layout" and "Sent history entry".
+"""
 
 from __future__ import annotations
 

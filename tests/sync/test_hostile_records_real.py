@@ -1,6 +1,6 @@
 """Hostile records in a real Redis registry, with the S3 store (issue 9 item 13).
 
-The raw values are written with redis-py straight into the SPEC §9 layout (``HSET
+The raw values are written with redis-py straight into the layout of docs/BACKENDS.md (``HSET
 NS:CHAINSTORE_SYNC <key> <value>``), as anyone who can write the registry could. Before
 the bounds, ``SyncManager.start`` raised ValueError/OverflowError/RecursionError out of
 record parsing (``car run`` exited 1 with a traceback and the app never started). Now

@@ -1,6 +1,6 @@
 """Backend outages on real servers: one log line when a backend goes down, one when back.
 
-README ("outages are logged once per state change"): a redis-server or S3 server that
+README, "Backends" (outages are logged once per state change): a redis-server or S3 server that
 the test stops while a sync manager ticks must produce exactly one WARNING for the
 outage and one "reachable again" line for the recovery, however many ticks pass; the
 retry wrapper's per-attempt lines are DEBUG.

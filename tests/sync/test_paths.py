@@ -1,4 +1,7 @@
-"""SPEC §5.6: container path -> host path rules, in order, first failure wins."""
+"""Container path -> host path rules, in order, first failure wins.
+
+docs/FORMAT.md, "Archive paths".
+"""
 
 from __future__ import annotations
 

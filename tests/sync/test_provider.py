@@ -1,4 +1,4 @@
-"""SPEC §7.1-§7.4, §7.9, §8 (sent side): a provider tick that succeeds or is refused.
+"""README, "Provider" and the sent history: a provider tick that succeeds or is refused.
 
 Also retirement, online capture and recovery; failure stages are in test_provider_failures.
 """
@@ -70,7 +70,7 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
         "cid": cid,
         "version": int(NOW),
         "published_timestamp": NOW,
-        "archive_paths": ["/app/data/"],  # as the app wrote it (SPEC §13)
+        "archive_paths": ["/app/data/"],  # as the app wrote it
         "archive_size_bytes": manifest["archive_size_bytes"],
         "chainstore_ack": True,
         "metadata": {"epoch": 1},
@@ -204,7 +204,7 @@ def test_symlinked_control_dir_is_skipped(tmp_path: Path) -> None:
     assert (real / C.REQUEST_FILE).exists() and rig.journal == []
 
 
-# --- retirement (SPEC §7.9) ----------
+# --- retirement ----------
 
 
 def _publish_version(rig: Rig, n: int) -> str:
@@ -284,7 +284,7 @@ def test_online_capture_docker_failure_is_archive_build(tmp_path: Path) -> None:
     assert_clean(rig)
 
 
-# --- recovery (SPEC §5.5) ----------
+# --- recovery ----------
 
 
 def test_recover_requeues_an_unfinished_request_and_publishes_it(rig: Rig) -> None:

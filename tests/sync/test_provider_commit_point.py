@@ -1,4 +1,4 @@
-"""SPEC §7.4 edge cases of the publish commit point, on the memory backends.
+"""Edge cases of the publish commit point (README, "Provider"), on the memory backends.
 
 The failure path of the commit point deletes the uploaded blob best-effort. Stores are
 content-addressed, so "the uploaded blob" can be the very blob the registry's current

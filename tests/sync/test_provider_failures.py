@@ -1,4 +1,4 @@
-"""SPEC §7.1-§7.4: every provider failure stage and the publish commit point.
+"""README, "Provider": every provider failure stage and the publish commit point.
 
 Stages: runtime_stop, archive_build, r1fs_upload, chainstore_publish (reached at the first
 attempt here, with the retry window off: see test_provider_publish_retry.py).
@@ -179,7 +179,7 @@ def test_history_failure_after_commit_reports_ok_with_history_error(rig: Rig, mo
 
 
 def test_snapshot_published_without_history_is_still_retired_later(rig: Rig, mocker) -> None:
-    # SPEC §7.9: every older CID is retired, also one the history could not record.
+    # Every older CID is retired, also one the history could not record.
     real_append = rig.history.append
     calls = iter([OSError(28, "No space")])
 
@@ -204,7 +204,7 @@ def test_snapshot_published_without_history_is_still_retired_later(rig: Rig, moc
 def test_cid_published_without_history_is_retired_after_a_restart(
     tmp_path: Path, mocker: Any
 ) -> None:
-    # SPEC §7.9 across a restart: the CID the history could not record is kept on disk
+    # Retirement across a restart: the CID the history could not record is kept on disk
     # (sync_state/unrecorded_cids.json), so a new provider over the same dirs retires it.
     rig = make_rig(tmp_path)
     mocker.patch.object(rig.history, "append", side_effect=OSError(28, "No space"))

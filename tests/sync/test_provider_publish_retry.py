@@ -3,7 +3,7 @@
 The publish waits across ticks instead of blocking the runner's loop: each tick that
 finds the registry still down returns at once with the request ``in_progress``; once the
 retry time is over the request fails at ``chainstore_publish`` and the uploaded blob is
-deleted, as a failed publish always did (SPEC §7.4).
+deleted, as a failed publish always did.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC §7.1-§7.4 on real parts: publishes from real loop volumes.
+"""README, "Provider", on real parts: publishes from real loop volumes.
 
 Into file:// + sqlite:// and into S3 + Redis.
 """

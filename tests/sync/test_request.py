@@ -1,4 +1,4 @@
-"""SPEC §5.1: request.json semantics -> SyncRequest or RequestRejected(code)."""
+"""request.json semantics -> SyncRequest or RequestRejected(code) (docs/FORMAT.md)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def _code(body: Any, resolver: PathResolver, **kw: Any) -> str:
 def test_minimal_request_gets_defaults(resolver: PathResolver) -> None:
     req = _parse({"archive_paths": ["/app/data/"]}, resolver)
     assert req.archive_paths == ("/app/data",)
-    assert req.echo_paths == ["/app/data/"]  # echoed as written (SPEC §13)
+    assert req.echo_paths == ["/app/data/"]  # echoed as written
     assert req.metadata == {}
     assert req.provider_capture == "offline" and req.consumer_apply == "offline_restart"
     assert req.request_id is None

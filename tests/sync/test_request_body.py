@@ -1,4 +1,6 @@
-"""SPEC §5.1-§5.3: a request body's bytes -> ClaimedRequest, and what its answer echoes.
+"""A request body's bytes -> ClaimedRequest, and what its answer echoes.
+
+docs/FORMAT.md, "request.json".
 
 Strict UTF-8 and strict JSON: besides what is not JSON, a body is refused when it parses
 but could not be echoed back as strict JSON (lone surrogates, non-finite numbers, huge

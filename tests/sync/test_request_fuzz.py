@@ -1,4 +1,6 @@
-"""SPEC §5.2-§5.4: whatever bytes the app writes, it gets exactly one strict-JSON answer.
+"""Whatever bytes the app writes, it gets exactly one strict-JSON answer.
+
+docs/FORMAT.md, "request.json".
 
 Hypothesis writes request bodies (random bytes, JSON-like text with lone surrogate
 escapes, non-finite and huge numbers, deep nesting, and request-shaped objects built

@@ -1,4 +1,7 @@
-"""SPEC §7.9: retire every older, not yet retired CID; record outcomes; retry failures."""
+"""Retire every older, not yet retired CID; record outcomes; retry failures.
+
+README, "Retirement".
+"""
 
 from __future__ import annotations
 

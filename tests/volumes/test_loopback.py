@@ -1,4 +1,4 @@
-"""volumes/loopback.py on real loop ext4 volumes (SPEC §3.4)."""
+"""volumes/loopback.py on real loop ext4 volumes (README, "Volumes")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""volumes/provisioner.py: order, bindings, failure cleanup and release (SPEC §3.3, §3.4, §4)."""
+"""volumes/provisioner.py: order, bindings, failure cleanup and release (README, "Volumes")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""volumes/specs.py: FIXED_SIZE_VOLUMES / FILE_VOLUMES entries (SPEC §3.1, §3.4)."""
+"""volumes/specs.py: FIXED_SIZE_VOLUMES / FILE_VOLUMES entries (README, "Config keys")."""
 
 from __future__ import annotations
 

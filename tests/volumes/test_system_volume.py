@@ -1,4 +1,4 @@
-"""volumes/system_volume.py: /r1en_system modes, volume-sync hardening, env vars (SPEC §4)."""
+"""volumes/system_volume.py: /r1en_system modes, volume-sync hardening, env vars."""
 
 from __future__ import annotations
 
