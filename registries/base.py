@@ -52,3 +52,20 @@ class Registry(Protocol):
     def describe(self) -> str:
         """The registry's URL with any secret removed."""
         ...
+
+
+class RegistryBackend(Protocol):
+    """What ``registries/factory.py`` needs of a backend class, which it imports by name.
+
+    Each backend module ends with ``if TYPE_CHECKING: _backend: RegistryBackend =
+    FooRegistry``, so ``mypy --strict`` checks both class methods and, through
+    ``from_url``'s return type, that an instance fits ``Registry``.
+    """
+
+    def check_url(self, url: str) -> None:
+        """Parse ``url`` without any I/O; raise ``ConfigError`` naming what is wrong."""
+        ...
+
+    def from_url(self, url: str) -> Registry:
+        """Open the registry (connecting lazily is fine)."""
+        ...

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
-from ..backend_urls import load_backend_class, redact_url
+from ..backend_urls import load_backend_class
 from ..retry_policy import RetryPolicy
-from .base import Registry
+from .base import Registry, RegistryBackend
 from .lazy import LazyRegistry
 from .retrying import RetryingRegistry
 
@@ -24,7 +23,6 @@ __all__ = [
     "KNOWN_REGISTRIES",
     "default_registry_url",
     "open_registry",
-    "redact_url",
     "validate_registry_url",
 ]
 
@@ -39,14 +37,16 @@ KNOWN_REGISTRIES = MappingProxyType(
 _EXTRAS = MappingProxyType({"redis": ("redis", "redis-py"), "rediss": ("redis", "redis-py")})
 
 
-def _registry_class(url: str) -> Any:
-    return load_backend_class(
+def _registry_class(url: str) -> RegistryBackend:
+    """The backend class for ``url``; its module's TYPE_CHECKING line proves the type."""
+    cls: RegistryBackend = load_backend_class(
         url,
         key=URL_KEY,
         known=KNOWN_REGISTRIES,
         extras=_EXTRAS,
         example="sqlite:///path/registry.sqlite or redis://127.0.0.1:6379/0",
     )
+    return cls
 
 
 def validate_registry_url(url: str) -> None:

@@ -6,7 +6,9 @@ Passes the registry contract suite. Several runners in one test can share one in
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+from .base import Registry
 
 
 class MemoryRegistry:
@@ -35,3 +37,7 @@ class MemoryRegistry:
 
     def describe(self) -> str:
         return "memory://"
+
+
+if TYPE_CHECKING:  # mypy --strict checks this class against the Registry Protocol
+    _backend: type[Registry] = MemoryRegistry

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 from urllib.parse import unquote
 
 import redis
@@ -27,6 +27,7 @@ from redis.retry import Retry
 
 from ..backend_urls import query_params, redact_url, split_url
 from ..errors import ConfigError, RegistryError, RegistryUnavailable
+from .base import RegistryBackend
 
 URL_KEY = "STORAGE.REGISTRY"
 TIMEOUT_S = 5.0
@@ -175,3 +176,7 @@ class RedisRegistry:
         except redis.exceptions.RedisError as exc:
             hint = "check the password in STORAGE.REGISTRY" if "NOAUTH" in str(exc) else None
             raise RegistryError(f"{where} failed: {exc}", hint=hint) from exc
+
+
+if TYPE_CHECKING:  # mypy --strict checks this class against RegistryBackend and Registry
+    _backend: RegistryBackend = RedisRegistry

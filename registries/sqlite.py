@@ -28,10 +28,11 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..backend_urls import absolute_path, query_params, split_url
 from ..errors import RegistryError, RegistryUnavailable
+from .base import RegistryBackend
 
 URL_KEY = "STORAGE.REGISTRY"
 EXAMPLE_URL = "sqlite:///var/lib/car/shared/registry.sqlite"
@@ -212,3 +213,7 @@ class SqliteRegistry:
             ) from exc
         except sqlite3.DatabaseError as exc:
             raise RegistryError(f"{self.describe()}: {exc}", hint=NOT_A_DATABASE_HINT) from exc
+
+
+if TYPE_CHECKING:  # mypy --strict checks this class against RegistryBackend and Registry
+    _backend: RegistryBackend = SqliteRegistry

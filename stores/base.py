@@ -121,3 +121,21 @@ class BlobStore(Protocol):
     def describe(self) -> str:
         """The store's URL with any secret removed, for logs and ``car sync status``."""
         ...
+
+
+class StoreBackend(Protocol):
+    """What ``stores/factory.py`` needs of a backend class, which it imports by name.
+
+    Because the factory finds the class in a string table, mypy cannot see which class it
+    returns; each backend module therefore ends with ``if TYPE_CHECKING: _backend:
+    StoreBackend = FooBlobStore``. That line makes ``mypy --strict`` check both class
+    methods and, through ``from_url``'s return type, that an instance fits ``BlobStore``.
+    """
+
+    def check_url(self, url: str) -> None:
+        """Parse ``url`` without any I/O; raise ``ConfigError`` naming what is wrong."""
+        ...
+
+    def from_url(self, url: str, *, cache_dir: Path) -> BlobStore:
+        """Open the store; ``cache_dir`` is this node's local download directory."""
+        ...

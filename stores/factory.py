@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
 
 from ..backend_urls import load_backend_class, redact_url
 from ..errors import StoreError
 from ..retry_policy import RetryPolicy
-from .base import BlobStore
+from .base import BlobStore, StoreBackend
 from .lazy import LazyStore
 from .retrying import RetryingStore
 
@@ -33,14 +32,16 @@ KNOWN_STORES = MappingProxyType(
 _EXTRAS = MappingProxyType({"s3": ("s3", "boto3")})
 
 
-def _store_class(url: str) -> Any:
-    return load_backend_class(
+def _store_class(url: str) -> StoreBackend:
+    """The backend class for ``url``; its module's TYPE_CHECKING line proves the type."""
+    cls: StoreBackend = load_backend_class(
         url,
         key=URL_KEY,
         known=KNOWN_STORES,
         extras=_EXTRAS,
         example="file:///dir or s3://bucket/prefix",
     )
+    return cls
 
 
 def validate_store_url(url: str) -> None:
@@ -81,8 +82,7 @@ def _set_up(url: str, cache_dir: Path) -> BlobStore:
             f"cannot create the download directory {cache_dir} for {redact_url(url)}: "
             f"{exc.strerror}"
         ) from exc
-    store: BlobStore = _store_class(url).from_url(url, cache_dir=cache_dir)
-    return store
+    return _store_class(url).from_url(url, cache_dir=cache_dir)
 
 
 def default_store_url(data_root: Path) -> str:

@@ -17,12 +17,12 @@ import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..backend_urls import absolute_path, query_params, split_url
 from ..errors import BlobNotFound, StoreError
 from ..fsutil import fsync_dir
-from .base import Progress
+from .base import Progress, StoreBackend
 from .blobfiles import check_blob_id, check_size, copy_hashing, expected_sha256, verify_digest
 from .cid import cid_from_sha256
 from .ranges import check_range, past_end
@@ -202,3 +202,7 @@ def _pread_exactly(fd: int, cid: str, offset: int, length: int) -> bytes:
         parts.append(part)
         done += len(part)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+if TYPE_CHECKING:  # mypy --strict checks this class against StoreBackend and BlobStore
+    _backend: StoreBackend = FileBlobStore

@@ -15,10 +15,10 @@ import os
 import threading
 from collections.abc import Collection
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ..errors import BlobNotFound, StoreError
-from .base import Progress
+from .base import BlobStore, Progress
 from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256
 from .ranges import check_range, past_end
@@ -145,3 +145,7 @@ class MemoryBlobStore:
         """Ids currently stored remotely."""
         with self._lock:
             return set(self._blobs)
+
+
+if TYPE_CHECKING:  # mypy --strict checks this class against the BlobStore Protocol
+    _backend: type[BlobStore] = MemoryBlobStore

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 import boto3
@@ -36,7 +36,7 @@ from boto3.s3.transfer import TransferConfig
 
 from ..backend_urls import query_params, redact_url, split_url
 from ..errors import BlobNotFound, ConfigError, StoreError, StoreUnavailable
-from .base import Progress
+from .base import Progress, StoreBackend
 from .blobfiles import check_blob_id, check_size, expected_sha256, verify_digest
 from .cid import cid_from_sha256, sha256_file
 from .ranges import check_range, past_end
@@ -385,3 +385,7 @@ def _translate_client_error(
     if status >= 500 or code in _THROTTLED:
         return StoreUnavailable(f"{where}: service error {code or status}, retry later")
     return StoreError(f"{where} failed: {code or status}")
+
+
+if TYPE_CHECKING:  # mypy --strict checks this class against StoreBackend and BlobStore
+    _backend: StoreBackend = S3BlobStore

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import sys
 from pathlib import Path
 
@@ -127,6 +129,39 @@ def test_scheme_tables_are_read_only() -> None:
         KNOWN_STORES["ftp"] = "x:Y"  # type: ignore[index]
     with pytest.raises(TypeError):
         KNOWN_REGISTRIES["ftp"] = "x:Y"  # type: ignore[index]
+
+
+# Every backend and the Protocol-level type its module's TYPE_CHECKING line must give it:
+# the factory loads classes by name, so only that line makes mypy --strict check one.
+CONFORMANCE = {
+    **{target: "StoreBackend" for target in KNOWN_STORES.values()},
+    **{target: "RegistryBackend" for target in KNOWN_REGISTRIES.values()},
+    "container_apps.stores.memory:MemoryBlobStore": "type[BlobStore]",
+    "container_apps.registries.memory:MemoryRegistry": "type[Registry]",
+}
+
+
+def _conformance_lines(source: str) -> set[tuple[str, str]]:
+    """(annotation, class) of every ``name: T = Class`` under ``if TYPE_CHECKING:``."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.value, ast.Name):
+                    found.add((ast.unparse(stmt.annotation), stmt.value.id))
+    return found
+
+
+@pytest.mark.parametrize("target", sorted(CONFORMANCE))
+def test_every_backend_has_a_conformance_line_mypy_checks(target: str) -> None:
+    module_name, class_name = target.split(":")
+    source = Path(importlib.import_module(module_name).__file__ or "").read_text()
+    assert (CONFORMANCE[target], class_name) in _conformance_lines(source)
+
+
+def test_the_conformance_scan_needs_the_type_checking_block() -> None:
+    planted = "x: StoreBackend = A\nif TYPE_CHECKING:\n    _b: StoreBackend = B\n"
+    assert _conformance_lines(planted) == {("StoreBackend", "B")}
 
 
 def test_defaults_are_the_embedded_backends_under_data_shared(tmp_path: Path) -> None:
