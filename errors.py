@@ -154,7 +154,3 @@ class RegistryError(CarError):
 
 class RegistryUnavailable(RegistryError, TransientError):
     """The registry could not be reached; safe to retry."""
-
-
-class VersionConflict(RegistryError):
-    """Lost a publish race (compare-and-set failed)."""

@@ -68,7 +68,8 @@ def _parse_yaml(path: Path, text: str) -> Any:
         import yaml  # type: ignore[import-untyped]
     except ImportError:
         raise ConfigError(
-            f"{path}: YAML configs need PyYAML", hint="pip install pyyaml, or use JSON"
+            f"{path}: YAML configs need PyYAML",
+            hint="pip install 'container_apps[yaml]', or use JSON",
         ) from None
     try:
         return yaml.safe_load(text)

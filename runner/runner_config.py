@@ -205,11 +205,6 @@ class RunnerConfig(BaseModel):
         description='an object {"BLOBS": URL or null, "REGISTRY": URL or null}',
     )
 
-    @property
-    def container_name(self) -> str:
-        """The app container's name (README, "Config keys")."""
-        return f"car-{self.instance_id}"
-
     def app_env(self) -> dict[str, str]:
         """ENV as Docker wants it: every value a string (JSON spelling for bools/numbers)."""
         return {k: v if isinstance(v, str) else json.dumps(v) for k, v in self.env.items()}

@@ -379,23 +379,3 @@ def build_archive(
                     f"path {source.container_path!r} cannot be read ({exc.strerror})"
                 ) from None
         return w.finish()
-
-
-def build_archive_from_stream(
-    chunks: Iterable[bytes],
-    container_path: str,
-    dest: Path,
-    *,
-    fmt: str,
-    level: int,
-    progress: Progress | None = None,
-    max_bytes: int | None = None,
-) -> ArchiveInfo:
-    """Online capture: re-root one Docker ``get_archive`` stream into a snapshot archive.
-
-    Raises:
-        SyncError: stage ``archive_build``; ``dest`` does not exist afterwards.
-    """
-    with ArchiveWriter(dest, fmt=fmt, level=level, progress=progress, max_bytes=max_bytes) as w:
-        w.add_stream(chunks, container_path)
-        return w.finish()

@@ -52,11 +52,6 @@ class RecordSource:
         """The sync key whose record this source reads (``SYNC.KEY``)."""
         return self._key
 
-    @property
-    def next_hsync(self) -> float | None:
-        """When the next refresh is due (None: at the next read)."""
-        return self._next_hsync
-
     def _refresh(self, now: float) -> None:
         if self._next_hsync is not None and now < self._next_hsync:
             return

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from container_apps.errors import ConfigError
 from container_apps.runner.config_file import load_runner_config
+from container_apps.runner.docker_runtime import ContainerSpec
 from container_apps.runner.runner_config import RunnerConfig
 
 MINIMAL: dict[str, Any] = {"INSTANCE_ID": "app1", "IMAGE": "car-busybox:latest"}
@@ -24,7 +27,7 @@ def test_minimal_config_gets_spec_defaults(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CAR_NODE_ID", "node-a")
     cfg = RunnerConfig.parse(MINIMAL)
     assert cfg.node_id == "node-a"
-    assert cfg.container_name == "car-app1"
+    assert ContainerSpec(cfg.instance_id, cfg.image, data_dir="/d").name == "car-app1"
     assert cfg.image_pull_policy == "if_not_present"
     assert cfg.network_mode == "bridge"
     assert cfg.restart_policy == "always"
@@ -262,6 +265,13 @@ def test_load_reads_yaml_by_suffix(tmp_path: Path) -> None:
     assert load_runner_config(path).stop_timeout == 2
 
 
+def test_the_yaml_extra_is_declared_and_part_of_dev() -> None:
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    assert [r for r in extras["yaml"] if r.lower().startswith("pyyaml")]
+    assert [r for r in extras["dev"] if r.lower().startswith("pyyaml")]
+
+
 def test_load_of_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_runner_config(tmp_path / "absent.json")
@@ -278,11 +288,9 @@ def test_example_configs_are_valid() -> None:
 def test_yaml_without_pyyaml_is_a_config_error_with_install_hint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sys
-
     monkeypatch.setitem(sys.modules, "yaml", None)  # import yaml -> ImportError
     path = tmp_path / "c.yml"
     path.write_text("IMAGE: x\n")
     with pytest.raises(ConfigError) as info:
         load_runner_config(path)
-    assert info.value.hint is not None and "pip install pyyaml" in info.value.hint
+    assert info.value.hint is not None and "pip install 'container_apps[yaml]'" in info.value.hint

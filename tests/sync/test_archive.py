@@ -20,8 +20,9 @@ import pytest
 import zstandard
 from container_apps.errors import SyncError
 from container_apps.sync import constants as C
-from container_apps.sync.archive import ArchiveInfo, build_archive, build_archive_from_stream
+from container_apps.sync.archive import ArchiveInfo, build_archive
 from container_apps.sync.paths import PathResolver
+from container_apps.tests.support.stream_archive import archive_from_stream
 from container_apps.volumes.binding import VolumeBinding
 
 MTIME = 1_700_000_000
@@ -229,7 +230,7 @@ def test_stream_members_are_re_rooted_to_the_container_path(tmp_path) -> None:
         [("data", None, ord(tarfile.DIRTYPE)), ("data/f.txt", b"hello", ord(tarfile.REGTYPE))]
     )
     dest = tmp_path / "o.tar.gz"
-    info = build_archive_from_stream(chunks, "/app/data", dest, fmt="tar.gz", level=6)
+    info = archive_from_stream(chunks, "/app/data", dest, fmt="tar.gz", level=6)
     with tarfile.open(dest, "r:gz") as tar:
         assert tar.getnames() == ["app/data", "app/data/f.txt"]
         assert tar.extractfile("app/data/f.txt").read() == b"hello"  # type: ignore[union-attr]
@@ -249,7 +250,7 @@ def test_stream_link_or_special_member_fails(tmp_path, name, kind) -> None:
     chunks = _docker_like_tar([("data", None, ord(tarfile.DIRTYPE)), (name, None, kind)])
     dest = tmp_path / "o.tar.zst"
     with pytest.raises(SyncError) as info:
-        build_archive_from_stream(chunks, "/app/data", dest, fmt="tar.zst", level=3)
+        archive_from_stream(chunks, "/app/data", dest, fmt="tar.zst", level=3)
     assert info.value.stage == "archive_build"
     assert f"'/app/data/{name.split('/')[1]}'" in str(info.value)
     assert list(tmp_path.iterdir()) == []
@@ -259,15 +260,13 @@ def test_stream_link_or_special_member_fails(tmp_path, name, kind) -> None:
 def test_stream_member_outside_the_path_fails(tmp_path, name) -> None:
     chunks = _docker_like_tar([(name, b"x", ord(tarfile.REGTYPE))])
     with pytest.raises(SyncError):
-        build_archive_from_stream(
-            chunks, "/app/data", tmp_path / "o.tar.zst", fmt="tar.zst", level=3
-        )
+        archive_from_stream(chunks, "/app/data", tmp_path / "o.tar.zst", fmt="tar.zst", level=3)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_garbage_stream_fails_cleanly(tmp_path) -> None:
     with pytest.raises(SyncError):
-        build_archive_from_stream(
+        archive_from_stream(
             [b"not a tar" * 100], "/app/data", tmp_path / "o", fmt="tar.gz", level=1
         )
     assert list(tmp_path.iterdir()) == []
