@@ -21,22 +21,7 @@ from container_apps.stores.base import BlobStore
 from container_apps.stores.cid import cid_for_file, sha256_file
 from container_apps.stores.local import FileBlobStore
 from container_apps.stores.memory import MemoryBlobStore
-
-MiB = 1024 * 1024
-
-
-def write_random(path: Path, size: int, seed: bytes = b"") -> Path:
-    """A file of ``size`` pseudo-random bytes, written in 1 MiB blocks (no big buffers)."""
-    block = hashlib.sha256(seed + b"block").digest() * (MiB // 32)
-    with open(path, "wb") as out:
-        left, n = size, 0
-        while left > 0:
-            # Vary each block so multipart parts differ (a part mix-up would show).
-            chunk = n.to_bytes(8, "big") + block[8 : min(left, MiB)]
-            out.write(chunk[: min(left, MiB)])
-            left -= min(left, MiB)
-            n += 1
-    return path
+from container_apps.tests.support.random_data import MiB, write_random
 
 
 def _plant_raw(store: Any, blob_id: str, data: bytes) -> None:

@@ -11,7 +11,7 @@ from container_apps.errors import StoreError
 from container_apps.stores import blobfiles
 from container_apps.stores.cid import cid_for_file
 from container_apps.stores.local import FileBlobStore
-from container_apps.tests.contracts.test_blob_store import write_random
+from container_apps.tests.support.random_data import write_random
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from container_apps.errors import BlobNotFound, StoreError, StoreUnavailable
 from container_apps.retry_policy import RetryPolicy
 from container_apps.stores.factory import open_store
 from container_apps.stores.s3 import S3BlobStore
-from container_apps.tests.contracts.test_blob_store import MiB, write_random
 from container_apps.tests.support.fixtures_servers import S3Server
+from container_apps.tests.support.random_data import MiB, write_random
 from container_apps.tests.support.servers import free_port
 
 pytestmark = pytest.mark.s3

@@ -1,9 +1,9 @@
 """Garbage after kill -9 (issue 9 item 6): real SIGKILLs of real transfers, then a sweep.
 
 A child process puts into the ``file://`` store or downloads from S3 (weed) and pauses
-mid-transfer (``transfer_child.py``). Killed there with SIGKILL, it leaves its temp file
-behind; the next start's ``sweep_local`` removes it. Left running, it is another runner's
-transfer in flight: the sweep keeps its temp file and the transfer completes.
+mid-transfer (``tests/support/transfer_child.py``). Killed there with SIGKILL, it leaves its
+temp file behind; the next start's ``sweep_local`` removes it. Left running, it is another
+runner's transfer in flight: the sweep keeps its temp file and the transfer completes.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from container_apps.stores.cid import cid_for_file, sha256_file
 from container_apps.stores.factory import open_store
-from container_apps.tests.contracts.test_blob_store import MiB, write_random
+from container_apps.tests.support.random_data import MiB, write_random
 from container_apps.tests.support.servers import wait_until
 
-CHILD = "container_apps.tests.stores.transfer_child"
+CHILD = "container_apps.tests.support.transfer_child"
 
 
 class Child:

@@ -7,6 +7,7 @@ cycle at import time, and they are how typed conformance checks name other modul
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = "container_apps"
@@ -42,6 +43,19 @@ def _runtime_imports(tree: ast.AST) -> list[ast.ImportFrom | ast.Import]:
     return found
 
 
+def _targets(node: ast.Import | ast.ImportFrom, package: str) -> list[str]:
+    """What an import statement in ``package`` may name: modules, or names in them."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    base = package.split(".")
+    if node.level > 1:
+        base = base[: -(node.level - 1)]
+    stem = ".".join(base + ([node.module] if node.module else []))
+    if not node.level:
+        stem = node.module or ""
+    return [stem] + [f"{stem}.{alias.name}" for alias in node.names]
+
+
 def import_graph(root: Path) -> dict[str, set[str]]:
     """Map each package module to the package modules it imports at run time."""
     files = [p for p in root.rglob("*.py") if not SKIP_DIRS & set(p.relative_to(root).parts)]
@@ -52,17 +66,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
         package = name if is_package else name.rsplit(".", 1)[0]
         edges: set[str] = set()
         for node in _runtime_imports(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            else:
-                base = package.split(".")
-                if node.level > 1:
-                    base = base[: -(node.level - 1)]
-                stem = ".".join(base + ([node.module] if node.module else []))
-                if not node.level:
-                    stem = node.module or ""
-                targets = [stem] + [f"{stem}.{alias.name}" for alias in node.names]
-            edges |= {t for t in targets if t in modules and t != name}
+            edges |= {t for t in _targets(node, package) if t in modules and t != name}
         graph[name] = edges
     return graph
 
@@ -128,6 +132,50 @@ def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         edges = folders.setdefault(folder(module), set())
         edges |= {folder(t) for t in targets if folder(t) != folder(module)}
     return folders
+
+
+# A test module named in a string: ``python -c "from container_apps.tests.x.test_y import f"``.
+_NAMED_TEST_MODULE = re.compile(rf"\b{PACKAGE}\.tests(?:\.\w+)*\.test_\w+")
+
+
+def imports_of_test_modules(root: Path) -> list[tuple[str, str]]:
+    """(importer, test module) for each time a module under ``tests/`` uses a ``test_*`` one.
+
+    A test module is a leaf: pytest collects it, and importing it from elsewhere runs its
+    module-level code again under another name and ties the two files' fixtures together.
+    Counts every import (also under ``TYPE_CHECKING`` or inside a function) and every
+    module named in a string (what a ``-c``/``-m`` subprocess child imports), a module
+    naming itself included.
+    """
+    files = sorted((root / "tests").rglob("*.py"))
+    tests = {_module_name(p, root)[0] for p in files if p.name.startswith("test_")}
+    found: set[tuple[str, str]] = set()
+    for path in files:
+        name, is_package = _module_name(path, root)
+        package = name if is_package else name.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                named = _targets(node, package)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                named = _NAMED_TEST_MODULE.findall(node.value)
+            else:
+                continue
+            found |= {(name, target) for target in named if target in tests}
+    return sorted(found)
+
+
+def stray_helpers(root: Path) -> list[str]:
+    """Modules under ``tests/`` that are neither tests nor in ``tests/support/``.
+
+    ``__init__.py`` and ``conftest.py`` (pytest's own hook files) are neither.
+    """
+    return sorted(
+        str(p.relative_to(root))
+        for p in (root / "tests").rglob("*.py")
+        if not p.name.startswith("test_")
+        and p.name not in ("__init__.py", "conftest.py")
+        and p.relative_to(root).parts[1] != "support"
+    )
 
 
 if __name__ == "__main__":

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from container_apps.errors import ApplyFailed
-from container_apps.sync.apply import ApplyTransaction
 from container_apps.sync.journal import STATE_COMMITTING, Journal
-from container_apps.sync.paths import PathResolver
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.rollback import RECOVERY_FINISHED, RECOVERY_NONE, recover
+from container_apps.tests.support.apply_kill import kill_commit, transaction
 from container_apps.tests.support.consumer_rig import (
     LOG,
-    MOUNT,
     build_snapshot,
     d,
     f,
@@ -29,19 +23,12 @@ from container_apps.tests.support.consumer_rig import (
     seed_old,
     tree,
 )
-from container_apps.volumes.binding import VolumeBinding
-
-
-def _txn(tmp: Path, volume: Path, on_step=None) -> tuple[ApplyTransaction, Journal]:
-    journal = Journal(tmp / "sync_state")
-    resolver = PathResolver([VolumeBinding("data", "legacy", volume, MOUNT)])
-    return ApplyTransaction(journal, resolver, LOG, on_step=on_step), journal
 
 
 def _staged(tmp: Path, volume: Path, entries=None, on_step=None):
     archive = build_snapshot(tmp / "snap.tar.zst", entries or new_entries())
     record = make_record(archive)
-    txn, journal = _txn(tmp, volume, on_step)
+    txn, journal = transaction(tmp, volume, on_step)
     txn.stage(archive, record, ConsumerLimits())
     return txn, journal, archive
 
@@ -296,54 +283,12 @@ def test_dir_member_over_existing_file_and_file_over_existing_dir_roll_back(
 
 # --- SIGKILL in the middle of a commit -------------------------------------------------
 
-_CHILD = """
-import sys, time
-from pathlib import Path
-from container_apps.tests.sync.test_apply import _child_commit
-_child_commit(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))
-"""
-
-
-def _child_commit(tmp: Path, volume: Path, pause_after: int) -> None:
-    """Runs in a subprocess: commit, pausing forever after op ``pause_after``."""
-    ready = tmp / "paused"
-
-    def on_step(index: int) -> None:
-        if index == pause_after:
-            ready.write_text("1")
-            time.sleep(3600)
-
-    archive = tmp / "snap.tar.zst"
-    txn, _ = _txn(tmp, volume, on_step)
-    txn.stage(archive, make_record(archive), ConsumerLimits())
-    txn.commit()
-    if pause_after < 0:  # crash after "committed", before the backups were removed
-        ready.write_text("1")
-        time.sleep(3600)
-
-
-def run_and_kill(tmp: Path, volume: Path, pause_after: int) -> None:
-    """Start a committing subprocess, wait until it pauses, SIGKILL it."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD, str(tmp), str(volume), str(pause_after)],
-        cwd="/",
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp / "paused").exists():
-            assert proc.poll() is None, "child exited before pausing"
-            assert time.monotonic() < deadline, "child never paused"
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-
 
 def sigkill_case(tmp: Path, volume: Path, pause_after: int) -> tuple[dict, dict]:
     """Kill a commit after op ``pause_after`` (-1: after committed); recover; return trees."""
     build_snapshot(tmp / "snap.tar.zst", new_entries())
     before = tree(volume)
-    run_and_kill(tmp, volume, pause_after)
+    kill_commit(tmp, volume, pause_after)
     journal = Journal(tmp / "sync_state")
     assert journal.header_path.exists()
     recover(journal, LOG)

@@ -25,9 +25,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.manager import SyncSite
 from container_apps.tests.support.fakes import FakeContainers
 from container_apps.tests.support.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY
-from container_apps.tests.support.parts import unavailable, used
-from container_apps.tests.support.servers import free_port, start_weed, stop_process
-from container_apps.tests.sync.outage_helpers import (
+from container_apps.tests.support.outage_helpers import (
     KEY,
     Ticker,
     build,
@@ -38,6 +36,8 @@ from container_apps.tests.sync.outage_helpers import (
     response,
     warnings,
 )
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.servers import free_port, start_weed, stop_process
 
 GARBAGE = b"this is not an SQLite database\n" * 200
 

@@ -17,6 +17,7 @@ from container_apps.sync import constants as C
 from container_apps.sync.journal import Journal
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.rollback import recover
+from container_apps.tests.support.apply_kill import kill_commit
 from container_apps.tests.support.consumer_rig import (
     LOG,
     Env,
@@ -30,7 +31,6 @@ from container_apps.tests.support.consumer_rig import (
     seed_old,
     tree,
 )
-from container_apps.tests.sync.test_apply import run_and_kill
 
 NOW = 1_764_400_000.0
 pytestmark = pytest.mark.loopdev
@@ -151,7 +151,7 @@ def test_sigkill_mid_commit_on_loop_volume_recovers_exactly_old_content(
     seed_old(volume.mount_point)
     build_snapshot(tmp_path / "snap.tar.zst", new_entries())
     before = tree(volume.mount_point)
-    run_and_kill(tmp_path, volume.mount_point, pause_after)
+    kill_commit(tmp_path, volume.mount_point, pause_after)
     journal = Journal(tmp_path / "sync_state")
     assert leftovers(volume.mount_point) != []  # the kill left a half-applied volume
     recover(journal, LOG)

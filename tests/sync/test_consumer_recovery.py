@@ -1,9 +1,9 @@
 """Start-up recovery of a consumer killed (SIGKILL) in the middle of an apply.
 
-Each case runs a real consumer in a subprocess, lets it apply snapshot A, starts the
-apply of snapshot B, pauses it at one point, kills it with SIGKILL and then "restarts"
-the runner the way ``car run`` does (``SyncManager.start()``: recover, then apply before
-the first start if due; the container starts; then ticks).
+Each case runs a real consumer in a subprocess (``tests/support/consumer_kill.py``), lets it
+apply snapshot A, starts the apply of snapshot B, pauses it at one point, kills it with
+SIGKILL and then "restarts" the runner the way ``car run`` does (``SyncManager.start()``:
+recover, then apply before the first start if due; the container starts; then ticks).
 
 - Killed after B's commit was durable: recovery must end exactly where the normal path
   ends, once: one received-history entry for B, ``last_apply.json`` naming B, A's local
@@ -15,151 +15,31 @@ the first start if due; the container starts; then ticks).
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.layout import DataDir, InstancePaths
 from container_apps.sync import constants as C
-from container_apps.sync.apply import ApplyTransaction
-from container_apps.sync.apply_state import ApplyState
 from container_apps.sync.config import SyncConfig
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.manager import SyncManager
 from container_apps.sync.quarantine import CRASH_RETRIES, backoff_seconds
-from container_apps.sync.records import SyncRecord
 from container_apps.sync.status import instance_status
+from container_apps.tests.support.consumer_kill import (
+    NOW,
+    instance_paths,
+    kill_apply,
+    recovery_env,
+    snapshots,
+)
 from container_apps.tests.support.consumer_rig import (
     Env,
-    build_snapshot,
-    f,
     leftovers,
-    make_env,
-    make_record,
-    new_entries,
-    seed_old,
     tree,
 )
 from container_apps.tests.support.spec_fields import RECEIVED_HISTORY_FIELDS
 
-NOW = 1_764_400_000.0
 CONSUMER = {"ENABLED": True, "KEY": "test-key", "TYPE": "consumer", "POLL_INTERVAL": 1}
-
-
-def _b_entries() -> list[Any]:
-    return [*new_entries(), f("app/data/replace.txt", b"B bytes"), f("app/data/b.txt", b"B")]
-
-
-def _paths(tmp: Path) -> InstancePaths:
-    paths = DataDir(tmp / "data").instance("consumer-1")
-    paths.ensure()
-    return paths
-
-
-def _env(tmp: Path, **kw: Any) -> Env:
-    volume = tmp / "volume"
-    if not volume.exists():
-        volume.mkdir(parents=True)
-        seed_old(volume)
-    return make_env(tmp, volume, paths=_paths(tmp), **kw)
-
-
-def _snapshots(tmp: Path) -> tuple[tuple[Path, SyncRecord], tuple[Path, SyncRecord]]:
-    a = build_snapshot(tmp / "a.tar.zst", new_entries())
-    b = build_snapshot(tmp / "b.tar.zst", _b_entries())
-    return (a, make_record(a)), (b, make_record(b, version=1_764_300_100))
-
-
-# --- the child: apply A, then B up to a pause point ------------------------------------
-
-_CHILD = """
-import sys
-from pathlib import Path
-from container_apps.tests.sync.test_consumer_recovery import child_apply
-child_apply(Path(sys.argv[1]), sys.argv[2])
-"""
-
-
-def _pause(tmp: Path) -> None:
-    (tmp / "paused").write_text("1")
-    time.sleep(3600)
-
-
-def _install_pause(env: Env, point: str) -> None:
-    """Make the next apply stop dead at ``point`` (the parent then SIGKILLs us)."""
-    tmp = env.tmp
-    if point == "journal_committed":  # journal says committed; state still "applying"
-        set_state = ApplyState.set_state
-
-        def paused_set_state(self: ApplyState, state: str, **kw: Any) -> Any:
-            if state == C.APPLY_STATE_APPLIED:
-                _pause(tmp)
-            return set_state(self, state, **kw)
-
-        ApplyState.set_state = paused_set_state  # type: ignore[method-assign]
-    elif point == "state_applied":  # state "applied"; backups and journal still there
-        ApplyTransaction.finish = lambda self: _pause(tmp)  # type: ignore[assignment,method-assign,return-value]
-    elif point == "before_restart":  # journal gone, state applied, app not started yet
-        env.containers.start = lambda: _pause(tmp)  # type: ignore[method-assign]
-    elif point == "history_written":  # B's history entry written, last_apply.json not yet
-        append = HistoryLog.append
-
-        def paused_append(self: HistoryLog, entry: dict[str, Any]) -> Path:
-            path = append(self, entry)
-            _pause(tmp)
-            return path
-
-        HistoryLog.append = paused_append  # type: ignore[method-assign]
-    elif not point.startswith("op_"):  # op_<n>: see _op_pause
-        raise ValueError(point)
-
-
-def _op_pause(tmp: Path, point: str) -> Any:
-    """For ``op_<n>``: the consumer's step hook pausing mid-commit after operation n."""
-    if not point.startswith("op_"):
-        return None
-    index = int(point[3:])
-
-    def on_step(i: int) -> None:
-        if i == index and (tmp / "b-started").exists():
-            _pause(tmp)
-
-    return on_step
-
-
-def child_apply(tmp: Path, point: str) -> None:
-    """Runs in a subprocess: apply A fully (first run only), then B until ``point``."""
-    env = _env(tmp, on_step=_op_pause(tmp, point))
-    (a_archive, a), (b_archive, b) = _snapshots(tmp)
-    if env.consumer.state.applied_cid() is None:
-        env.publish(a_archive, a)
-        outcome = env.consumer.tick(NOW)
-        assert outcome is not None and outcome.applied, outcome
-    env.publish(b_archive, b)
-    (tmp / "b-started").write_text("1")
-    _install_pause(env, point)
-    env.consumer.tick(NOW + 10)
-    raise SystemExit(f"the apply of B never reached {point}")
-
-
-def run_and_kill(tmp: Path, point: str) -> None:
-    """Run ``child_apply`` until it pauses at ``point``, then SIGKILL it."""
-    (tmp / "paused").unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp), point], cwd="/")
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp / "paused").exists():
-            assert proc.poll() is None, "child exited before pausing"
-            assert time.monotonic() < deadline, "child never paused"
-            time.sleep(0.05)
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 # --- the restarted runner ------------------------------------------------------------
@@ -167,8 +47,8 @@ def run_and_kill(tmp: Path, point: str) -> None:
 
 def restarted_env(tmp: Path) -> Env:
     """A new runner process on the same dirs, B being the current record."""
-    env = _env(tmp, running=False)
-    (a_archive, a), (b_archive, b) = _snapshots(tmp)
+    env = recovery_env(tmp, running=False)
+    (a_archive, a), (b_archive, b) = snapshots(tmp)
     env.publish(a_archive, a)  # the memory store/registry died with the child
     env.publish(b_archive, b)
     return env
@@ -186,8 +66,8 @@ def restart(tmp: Path) -> tuple[Env, SyncManager]:
 
 def _reference_tree(tmp: Path) -> dict[str, Any]:
     """The volume after the normal path applied A then B."""
-    env = _env(tmp / "reference")
-    (a_archive, a), (b_archive, b) = _snapshots(tmp / "reference")
+    env = recovery_env(tmp / "reference")
+    (a_archive, a), (b_archive, b) = snapshots(tmp / "reference")
     env.publish(a_archive, a)
     assert env.consumer.tick(NOW).applied  # type: ignore[union-attr]
     env.publish(b_archive, b)
@@ -197,8 +77,8 @@ def _reference_tree(tmp: Path) -> dict[str, Any]:
 
 def assert_reported_once(env: Env, tmp: Path) -> None:
     """Exactly what the normal path leaves after applying A then B."""
-    (_, a), (_, b) = _snapshots(tmp)
-    paths = _paths(tmp)
+    (_, a), (_, b) = snapshots(tmp)
+    paths = instance_paths(tmp)
     entries = HistoryLog(paths.history_received).entries()
     assert [e.cid for e in entries] == [a.cid, b.cid]
     latest = entries[-1].data
@@ -224,13 +104,13 @@ def test_apply_finished_by_recovery_is_reported_once_like_the_normal_path(
     tmp_path: Path, point: str
 ) -> None:
     expected = _reference_tree(tmp_path)
-    run_and_kill(tmp_path, point)
+    kill_apply(tmp_path, point)
     env, manager = restart(tmp_path)
     assert env.containers.calls == ["start"]  # no second apply of B, no stop
     manager.tick(0.0)  # the first tick after the start
     assert_reported_once(env, tmp_path)
     assert tree(env.volume) == expected
-    latest = HistoryLog(_paths(tmp_path).history_received).entries()[-1].data
+    latest = HistoryLog(instance_paths(tmp_path).history_received).entries()[-1].data
     # Written by the killed runner itself, or by recovery (which says so; the commit's
     # duration died with the runner).
     recovered = point != "history_written"
@@ -244,10 +124,10 @@ def test_apply_finished_by_recovery_is_reported_once_like_the_normal_path(
 
 
 def test_last_apply_json_is_written_after_the_app_started(tmp_path: Path) -> None:
-    run_and_kill(tmp_path, "before_restart")
-    (_, a), _ = _snapshots(tmp_path)
+    kill_apply(tmp_path, "before_restart")
+    (_, a), _ = snapshots(tmp_path)
     env, manager = restart(tmp_path)
-    last = json.loads((_paths(tmp_path).volume_sync_dir / C.LAST_APPLY_FILE).read_text())
+    last = json.loads((instance_paths(tmp_path).volume_sync_dir / C.LAST_APPLY_FILE).read_text())
     assert last["cid"] == a.cid  # not yet: the app is told once it runs, as after a tick
     manager.tick(0.0)
     assert_reported_once(env, tmp_path)
@@ -258,12 +138,12 @@ def test_last_apply_json_is_written_after_the_app_started(tmp_path: Path) -> Non
 
 def test_apply_killed_mid_commit_is_rolled_back_and_retried_at_once(tmp_path: Path) -> None:
     expected = _reference_tree(tmp_path)
-    run_and_kill(tmp_path, "op_2")
+    kill_apply(tmp_path, "op_2")
     assert leftovers(tmp_path / "volume") != []  # the kill left a half-applied volume
     env, manager = restart(tmp_path)  # rolls back, then applies B before the first start
     assert env.containers.calls == ["start"]
     assert tree(env.volume) == expected
-    (_, b) = _snapshots(tmp_path)[1]
+    (_, b) = snapshots(tmp_path)[1]
     assert env.consumer.quarantine.entries() == []
     assert env.consumer.quarantine.interruptions(b.cid, b.manifest.digest()) == 0  # success
     manager.tick(0.0)
@@ -273,10 +153,10 @@ def test_apply_killed_mid_commit_is_rolled_back_and_retried_at_once(tmp_path: Pa
 def test_repeated_crashes_are_retried_at_once_then_back_off_like_a_failure(
     tmp_path: Path,
 ) -> None:
-    (_, a), (_, b) = _snapshots(tmp_path)
+    (_, a), (_, b) = snapshots(tmp_path)
     now = NOW + 100
     for crash in range(1, CRASH_RETRIES + 2):
-        run_and_kill(tmp_path, "op_2")
+        kill_apply(tmp_path, "op_2")
         env = restarted_env(tmp_path)
         env.consumer.recover(now)
         assert env.consumer.state.applied_cid() == a.cid

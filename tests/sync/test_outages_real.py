@@ -13,15 +13,7 @@ from pathlib import Path
 
 import pytest
 from container_apps.tests.support.fixtures_servers import S3_ACCESS_KEY, S3_SECRET_KEY, S3Server
-from container_apps.tests.support.parts import unavailable, used
-from container_apps.tests.support.servers import (
-    ServerProcess,
-    running,
-    start_redis,
-    start_weed,
-    stop_process,
-)
-from container_apps.tests.sync.outage_helpers import (
+from container_apps.tests.support.outage_helpers import (
     Ticker,
     build,
     lines_with,
@@ -30,6 +22,14 @@ from container_apps.tests.sync.outage_helpers import (
     request,
     response,
     warnings,
+)
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.servers import (
+    ServerProcess,
+    running,
+    start_redis,
+    start_weed,
+    stop_process,
 )
 
 pytestmark = [pytest.mark.redis]

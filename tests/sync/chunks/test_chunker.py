@@ -8,8 +8,7 @@ import pyfastcdc
 from container_apps.sync.chunks import constants as K
 from container_apps.sync.chunks.chunker import Chunker
 from container_apps.sync.chunks.ids import SHA256_IDS
-
-from .chunk_helpers import MiB, random_bytes, text_bytes
+from container_apps.tests.support.random_data import MiB, random_bytes, text_bytes
 
 
 def cuts(data: bytes, chunker: Chunker | None = None) -> list[int]:

@@ -7,7 +7,6 @@ import json
 import zstandard
 from container_apps.sync.chunks import constants as K
 from container_apps.sync.chunks.index import (
-    ChunkRef,
     IndexEntry,
     SnapshotIndex,
     blob_cid,
@@ -16,24 +15,7 @@ from container_apps.sync.chunks.index import (
     known_chunks,
 )
 from container_apps.sync.chunks.index_parse import parse_index
-
-PACK_A = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
-PACK_B = "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
-
-
-def sample_index() -> SnapshotIndex:
-    a1 = ChunkRef(PACK_A, 8, 100, 300, "a" * 64, True)
-    b1 = ChunkRef(PACK_B, 8, 50, 50, "b" * 64, False)
-    return SnapshotIndex(
-        roots=("app/data",),
-        entries=(
-            IndexEntry("app/data", K.ENTRY_DIR, 0o755, 1_700_000_000_000_000_001),
-            IndexEntry("app/data/f", K.ENTRY_FILE, 0o644, -5, 350, (a1, b1)),
-            IndexEntry("app/data/empty", K.ENTRY_FILE, 0o600, 0, 0, ()),
-            IndexEntry("app/data/é dir", K.ENTRY_DIR, 0o700, 7),
-            IndexEntry("app/data/é dir/g", K.ENTRY_FILE, 0o4755, 9, 300, (a1,)),
-        ),
-    )
+from container_apps.tests.support.chunk_helpers import PACK_A, PACK_B, sample_index
 
 
 def test_index_round_trips_through_the_strict_parser() -> None:

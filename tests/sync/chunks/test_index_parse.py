@@ -12,8 +12,7 @@ import zstandard
 from container_apps.sync import constants as C
 from container_apps.sync.chunks.index import encode_index, index_document
 from container_apps.sync.chunks.index_parse import IndexInvalid, IndexLimits, parse_index
-
-from .test_index import PACK_A, sample_index
+from container_apps.tests.support.chunk_helpers import PACK_A, sample_index
 
 Doc = dict[str, Any]
 

@@ -14,8 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from .chunk_helpers import MiB, write_random_file
+from container_apps.tests.support.random_data import MiB, write_incompressible
 
 CHILD = textwrap.dedent(
     """
@@ -46,7 +45,7 @@ CHILD = textwrap.dedent(
 @pytest.mark.slow
 def test_a_200_mib_file_is_written_and_read_in_bounded_memory(tmp_path: Path) -> None:
     (tmp_path / "vol").mkdir()
-    src = write_random_file(tmp_path / "vol" / "big.bin", 200 * MiB)
+    src = write_incompressible(tmp_path / "vol" / "big.bin", 200 * MiB)
     run = subprocess.run(
         [sys.executable, "-c", CHILD, str(tmp_path)], capture_output=True, text=True, check=True
     )

@@ -15,8 +15,7 @@ from container_apps.sync.chunks.packs import (
     decode_chunk,
     encode_chunk,
 )
-
-from .chunk_helpers import MiB, random_bytes, text_bytes
+from container_apps.tests.support.random_data import MiB, random_bytes, text_bytes
 
 CCTX = zstandard.ZstdCompressor(level=K.ZSTD_LEVEL)
 

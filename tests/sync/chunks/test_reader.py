@@ -13,9 +13,15 @@ from container_apps.sync import constants as C
 from container_apps.sync.chunks.index import IndexEntry, SnapshotIndex
 from container_apps.sync.chunks.reader import ChunkCorrupt, ChunkedSnapshotReader, PackMissing
 from container_apps.sync.chunks.staged import PreviousSnapshot, StagedSnapshot, upload_staged
+from container_apps.tests.support.chunk_helpers import (
+    make_tree,
+    sources,
+    tree_state,
+    volume,
+    writer,
+)
 from container_apps.tests.support.faults import FaultyBlobStore
-
-from .chunk_helpers import MiB, make_tree, random_bytes, sources, tree_state, volume, writer
+from container_apps.tests.support.random_data import MiB, random_bytes
 
 
 @pytest.fixture(params=["memory", "file"])

@@ -9,9 +9,15 @@ import pytest
 from container_apps.stores.factory import open_store
 from container_apps.sync.chunks.reader import ChunkedSnapshotReader, PackMissing
 from container_apps.sync.chunks.staged import fetch_previous, upload_staged
+from container_apps.tests.support.chunk_helpers import (
+    make_tree,
+    sources,
+    tree_state,
+    volume,
+    writer,
+)
 from container_apps.tests.support.fixtures_servers import S3Server
-
-from .chunk_helpers import MiB, make_tree, random_bytes, sources, tree_state, volume, writer
+from container_apps.tests.support.random_data import MiB, random_bytes
 
 pytestmark = pytest.mark.s3
 

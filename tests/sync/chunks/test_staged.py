@@ -9,10 +9,14 @@ from container_apps.errors import StoreError, StoreUnavailable
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync.chunks.index import encode_index
 from container_apps.sync.chunks.staged import fetch_previous, previous_from_blob, upload_staged
+from container_apps.tests.support.chunk_helpers import (
+    make_tree,
+    sample_index,
+    sources,
+    volume,
+    writer,
+)
 from container_apps.tests.support.faults import FaultyBlobStore
-
-from .chunk_helpers import make_tree, sources, volume, writer
-from .test_index import sample_index
 
 
 def test_upload_puts_packs_first_and_the_index_last(tmp_path: Path) -> None:

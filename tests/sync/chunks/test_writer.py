@@ -17,9 +17,9 @@ from container_apps.sync.chunks.index import known_chunks
 from container_apps.sync.chunks.index_parse import parse_index
 from container_apps.sync.chunks.staged import PreviousSnapshot, StagedSnapshot
 from container_apps.sync.paths import ResolvedPath
+from container_apps.tests.support.chunk_helpers import make_tree, sources, volume, writer
+from container_apps.tests.support.random_data import MiB, random_bytes
 from pytest_mock import MockerFixture
-
-from .chunk_helpers import MiB, make_tree, random_bytes, sources, volume, writer
 
 
 def capture(

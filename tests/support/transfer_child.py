@@ -1,6 +1,6 @@
 """A put or get in a child process that pauses mid-transfer, so a test can SIGKILL it.
 
-``python -m container_apps.tests.stores.transfer_child STORE_URL CACHE_DIR put|get ARG
+``python -m container_apps.tests.support.transfer_child STORE_URL CACHE_DIR put|get ARG
 CONTROL_DIR``: at the first progress report (the temp file exists and holds bytes) it
 creates ``CONTROL_DIR/paused`` and waits until ``CONTROL_DIR/go`` exists, then finishes
 and prints the CID or the path. The parent either kills it there (a runner killed during

@@ -1,42 +1,37 @@
-"""Shared helpers for the chunked-snapshot tests: data, trees, sources, tree comparison."""
+"""Shared helpers for the chunked-snapshot tests: trees, sources, a sample index, comparison."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import random
 from pathlib import Path
 
+from container_apps.sync.chunks import constants as K
+from container_apps.sync.chunks.index import ChunkRef, IndexEntry, SnapshotIndex
 from container_apps.sync.chunks.writer import ChunkedSnapshotWriter
 from container_apps.sync.paths import PathResolver, ResolvedPath
 from container_apps.volumes.binding import VolumeBinding
 
-MiB = 1024 * 1024
+from .random_data import MiB, random_bytes, text_bytes
+
+PACK_A = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
+PACK_B = "bafkreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
 
 
-def random_bytes(size: int, seed: int = 1) -> bytes:
-    """Deterministic incompressible bytes (so tests do not depend on os.urandom)."""
-    return random.Random(seed).randbytes(size)
-
-
-def text_bytes(size: int, seed: int = 2) -> bytes:
-    """Deterministic compressible text."""
-    rng = random.Random(seed)
-    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta", b"theta"]
-    line = b" ".join(rng.choice(words) for _ in range(16)) + b"\n"
-    return (line * (size // len(line) + 1))[:size]
-
-
-def write_random_file(path: Path, size: int, seed: int = 3) -> Path:
-    """A big random file written in 1 MiB blocks (no big buffer in the test itself)."""
-    rng = random.Random(seed)
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            n = min(left, MiB)
-            out.write(rng.randbytes(n))
-            left -= n
-    return path
+def sample_index() -> SnapshotIndex:
+    """A small index: dirs, an empty file, a non-ASCII name, chunks in two packs."""
+    a1 = ChunkRef(PACK_A, 8, 100, 300, "a" * 64, True)
+    b1 = ChunkRef(PACK_B, 8, 50, 50, "b" * 64, False)
+    return SnapshotIndex(
+        roots=("app/data",),
+        entries=(
+            IndexEntry("app/data", K.ENTRY_DIR, 0o755, 1_700_000_000_000_000_001),
+            IndexEntry("app/data/f", K.ENTRY_FILE, 0o644, -5, 350, (a1, b1)),
+            IndexEntry("app/data/empty", K.ENTRY_FILE, 0o600, 0, 0, ()),
+            IndexEntry("app/data/é dir", K.ENTRY_DIR, 0o700, 7),
+            IndexEntry("app/data/é dir/g", K.ENTRY_FILE, 0o4755, 9, 300, (a1,)),
+        ),
+    )
 
 
 def volume(tmp_path: Path, name: str = "data") -> Path:
