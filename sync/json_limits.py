@@ -1,14 +1,20 @@
-"""Bounded JSON for untrusted values: size, nesting depth, integer digits, finite numbers.
+"""Bounded, strict JSON for untrusted text: one scan, one set of parser hooks.
 
-``json.loads`` on hostile text fails in more ways than ``JSONDecodeError``: a 5,000-digit
-integer raises ``ValueError`` (Python's int conversion limit), deep nesting
-``RecursionError``, and a 400-digit integer parses but raises ``OverflowError`` once it
-is used as a float. ``loads_bounded`` refuses all of these with one ``JsonLimitError``
-that says which bound was crossed: the size and the nesting depth are checked on the raw
-text first (a linear scan that does not recurse), then the parser's hooks refuse long
-integers, non-finite numbers and the ``NaN``/``Infinity`` constants.
-``structure_problems`` checks an already parsed value (a request's metadata) against the
-same depth and digit bounds, iteratively.
+Every JSON text an app or another node hands us (a request body, a registry value) goes
+through ``loads_bounded``. Python's ``json.loads`` fails on hostile text in more ways
+than ``JSONDecodeError`` and accepts text whose value cannot be written back: a
+5,000-digit integer raises ``ValueError`` (the int conversion limit), deep nesting
+``RecursionError``, ``1e999`` becomes ``inf`` (written as ``Infinity``, which jq and
+``JSON.parse`` reject), ``NaN`` parses, and a lone surrogate escape (``"\\udcff"``) has
+no UTF-8 encoding. ``loads_bounded`` refuses each with one ``JSONRefused`` whose message
+says which bound was crossed: the size and the nesting depth are checked on the raw text
+first (a linear scan that does not recurse, so 100,000 levels are refused cheaply), then
+the parser's hooks refuse long integers, non-finite numbers and the ``NaN``/``Infinity``
+constants, and, for text whose value is echoed to the app (docs/FORMAT.md,
+"request.json"), lone surrogates.
+
+``structure_problems`` checks an already parsed value (a request's metadata) against
+the same depth and digit bounds, iteratively.
 """
 
 from __future__ import annotations
@@ -19,12 +25,71 @@ import re
 from typing import Any
 
 # A JSON string token (escapes included; an unterminated one runs to the end) or a bracket.
-# Written as an "unrolled loop" so matching is linear in the text's length.
+# Written as an "unrolled loop" so matching is linear in the text's length; brackets
+# inside strings are text, not nesting.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class JsonLimitError(ValueError):
-    """The text crosses one of the bounds (or is not strict JSON); the message says which."""
+class JSONRefused(ValueError):
+    """The text is not JSON, or is JSON we refuse; ``str()`` says which and why.
+
+    Messages are predicates, to follow what was refused: "request body is nested deeper
+    than 64 levels", "record has an integer of more than 64 digits".
+    """
+
+
+def loads_bounded(
+    text: str,
+    *,
+    max_depth: int,
+    max_int_digits: int,
+    max_bytes: int | None = None,
+    refuse_lone_surrogates: bool = False,
+) -> Any:
+    """Parse ``text`` as strict JSON within the bounds.
+
+    Args:
+        text: the JSON text (already decoded as strict UTF-8).
+        max_depth: most nested arrays/objects allowed (the top-level one counts as 1).
+        max_int_digits: most digits an integer may have.
+        max_bytes: most UTF-8 bytes the text may have (None: the caller bounded it).
+        refuse_lone_surrogates: refuse a key or string holding a lone surrogate, for a
+            value that must be written back as strict JSON as it is.
+
+    Returns:
+        The parsed value.
+
+    Raises:
+        JSONRefused: not JSON (``NaN``/``Infinity`` included), over ``max_bytes``, nested
+            deeper than ``max_depth``, a non-finite number, an integer longer than
+            ``max_int_digits``, or (if refused) a lone surrogate.
+    """
+    if max_bytes is not None and (
+        len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes
+    ):
+        raise JSONRefused(f"is too large (at most {max_bytes} bytes are allowed)")
+    if nesting_depth(text, max_depth) > max_depth:
+        raise JSONRefused(f"is nested deeper than {max_depth} levels")
+
+    def parse_int(digits: str) -> int:
+        if len(digits.lstrip("-")) > max_int_digits:
+            raise JSONRefused(f"has an integer of more than {max_int_digits} digits")
+        return int(digits)
+
+    try:
+        value = json.loads(
+            text, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=parse_int
+        )
+    except JSONRefused:
+        raise
+    except RecursionError:  # cannot happen below max_depth; kept as a last line
+        raise JSONRefused("is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, or int() past Python's digit limit
+        raise JSONRefused(f"is not valid JSON: {exc}") from None
+    if refuse_lone_surrogates:
+        _check_strings(value)
+    return value
 
 
 def nesting_depth(text: str, limit: int) -> int:
@@ -47,40 +112,32 @@ def nesting_depth(text: str, limit: int) -> int:
     return deepest
 
 
-def loads_bounded(text: str, *, max_bytes: int, max_depth: int, max_int_digits: int) -> Any:
-    """Parse strict JSON within the bounds.
+def _refuse_constant(name: str) -> Any:
+    raise JSONRefused(f"is not valid JSON: {name} is not a JSON value")
 
-    Raises:
-        JsonLimitError: over ``max_bytes`` (UTF-8), nested deeper than ``max_depth``, an
-            integer with more than ``max_int_digits`` digits, a number that is not
-            finite, or a ``NaN``/``Infinity`` constant.
-        json.JSONDecodeError: not JSON at all.
-    """
-    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise JsonLimitError(f"at most {max_bytes} bytes are allowed")
-    if nesting_depth(text, max_depth) > max_depth:
-        raise JsonLimitError(f"nested deeper than {max_depth} levels")
 
-    def bounded_int(digits: str) -> int:
-        if len(digits.lstrip("-")) > max_int_digits:
-            raise JsonLimitError(f"an integer has more than {max_int_digits} digits")
-        return int(digits)
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise JSONRefused(f"has a number out of range ({literal[:40]}): it is not finite")
+    return value
 
-    def finite_float(literal: str) -> float:
-        value = float(literal)
-        if not math.isfinite(value):
-            raise JsonLimitError(f"the number {literal[:32]} is not finite")
-        return value
 
-    def no_constant(name: str) -> Any:
-        raise JsonLimitError(f"{name} is not valid JSON")
-
-    try:
-        return json.loads(
-            text, parse_int=bounded_int, parse_float=finite_float, parse_constant=no_constant
-        )
-    except RecursionError:  # cannot happen below max_depth; kept as a last line
-        raise JsonLimitError("nested too deeply") from None
+def _check_strings(value: Any) -> None:
+    """Refuse a lone surrogate in any key or string: it has no UTF-8 encoding."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str) and _SURROGATE.search(item):
+            raise JSONRefused(
+                "has a string with a lone surrogate escape (\\ud800-\\udfff not part of "
+                "a pair), which is not valid Unicode"
+            )
 
 
 def structure_problems(value: Any, *, max_depth: int, max_int_digits: int) -> list[str]:

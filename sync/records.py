@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import SnapshotInvalid
 from ..stores.cid import is_safe_blob_id
 from . import constants as C
-from .json_limits import JsonLimitError, loads_bounded, structure_problems
+from .json_limits import JSONRefused, loads_bounded, structure_problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,10 +278,8 @@ def _load(text: str | bytes) -> Any:
             max_depth=C.MAX_RECORD_DEPTH,
             max_int_digits=C.MAX_JSON_INT_DIGITS,
         )
-    except JsonLimitError as exc:
-        raise RecordInvalid(f"record refused: {exc}", cid=_cid_hint(None, text)) from None
-    except ValueError as exc:  # json.JSONDecodeError
-        raise RecordInvalid(f"record is not valid JSON: {exc}", cid=_cid_hint(None, text)) from None
+    except JSONRefused as exc:
+        raise RecordInvalid(f"record {exc}", cid=_cid_hint(None, text)) from None
 
 
 def parse_record(text: str | bytes) -> SyncRecord:

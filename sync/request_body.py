@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import constants as C
-from .strict_json import JSONRefused, loads_strict
+from .json_limits import JSONRefused, loads_bounded
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ class ClaimedRequest:
 def parse_body(raw: bytes) -> ClaimedRequest:
     """Size limit, strict UTF-8 and strict JSON for a request body.
 
-    Strict JSON (``strict_json.loads_strict``) also refuses what parses but could not be
+    Strict JSON (``json_limits.loads_bounded``) also refuses what parses but could not be
     echoed back as strict JSON: lone surrogates, non-finite numbers, huge integers and
     deep nesting. Such a body is answered like unparseable text (``request`` null, the
     first 1024 characters as ``raw_body``), so writing the answer cannot fail.
@@ -75,7 +75,12 @@ def parse_body(raw: bytes) -> ClaimedRequest:
             raw, None, None, f"request body is not valid UTF-8 (byte {exc.start})"
         )
     try:
-        body = loads_strict(text, max_depth=C.MAX_JSON_DEPTH, max_int_digits=C.MAX_JSON_INT_DIGITS)
+        body = loads_bounded(
+            text,
+            max_depth=C.MAX_JSON_DEPTH,
+            max_int_digits=C.MAX_JSON_INT_DIGITS,
+            refuse_lone_surrogates=True,
+        )
     except JSONRefused as exc:
         return ClaimedRequest(raw, text, None, f"request body {exc}")
     return ClaimedRequest(raw, text, body)

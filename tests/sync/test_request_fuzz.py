@@ -5,7 +5,7 @@ docs/FORMAT.md, "request.json".
 Hypothesis writes request bodies (random bytes, JSON-like text with lone surrogate
 escapes, non-finite and huge numbers, deep nesting, and request-shaped objects built
 from those) and the provider answers each one. The answer must parse with a strict
-parser (``tests/strict_json.py``), and no ``request.json``, ``.processing`` or temp
+parser (``tests/support/strict_json.py``), and no ``request.json``, ``.processing`` or temp
 file may be left behind: an app never waits forever.
 """
 

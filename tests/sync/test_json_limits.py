@@ -1,15 +1,20 @@
-"""strict_json.loads_strict: JSON that can always be written back as strict JSON."""
+"""json_limits.loads_bounded: bounded, strict JSON for every untrusted text we parse.
+
+A request body (refused lone surrogates: its answer must be strict JSON) and a registry
+value (a size bound; a lone surrogate in its metadata is written as U+FFFD later) go
+through the same scan and the same parser hooks.
+"""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from container_apps.sync.strict_json import JSONRefused, loads_strict
+from container_apps.sync.json_limits import JSONRefused, loads_bounded
 
 
 def _loads(text: str) -> object:
-    return loads_strict(text, max_depth=8, max_int_digits=5)
+    return loads_bounded(text, max_depth=8, max_int_digits=5, refuse_lone_surrogates=True)
 
 
 def test_nesting_is_measured_without_recursion_and_refused_fast() -> None:
@@ -40,3 +45,19 @@ def test_refusals_say_what_is_wrong(text: str, fragment: str) -> None:
 def test_accepted_values_are_plain_json_values() -> None:
     text = r'{"a": [1, -12345, 2.5e10, "\ud83d\ude00", null, true], "b": {"c": {}}}'
     assert _loads(text) == {"a": [1, -12345, 2.5e10, "\U0001f600", None, True], "b": {"c": {}}}
+
+
+def test_lone_surrogates_pass_when_the_caller_does_not_refuse_them() -> None:
+    value = loads_bounded(r'{"k": "a\udcff"}', max_depth=8, max_int_digits=5)
+    assert value == {"k": "a\udcff"}
+
+
+def test_size_bound_counts_utf8_bytes_before_parsing() -> None:
+    text = '"' + "é" * 10 + '"'  # 12 characters, 22 bytes
+    assert loads_bounded(text, max_depth=1, max_int_digits=1, max_bytes=22) == "é" * 10
+    with pytest.raises(JSONRefused, match="at most 21 bytes"):
+        loads_bounded(text, max_depth=1, max_int_digits=1, max_bytes=21)
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    assert _loads(r'["[[[[[[[[[[\"{{{{{{{{{{"]') == ['[[[[[[[[[["{{{{{{{{{{']
