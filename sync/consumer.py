@@ -35,7 +35,7 @@ from ..stores.base import BlobStore
 from . import constants as C
 from . import quarantine as Q
 from .apply import ApplyTransaction, StepHook
-from .apply_report import ApplyOutcome, ApplyReporter, Durations
+from .apply_report import ApplyOutcome, ApplyReporter
 from .apply_state import ApplyState
 from .container_control import ContainerControl
 from .journal import Journal
@@ -51,6 +51,7 @@ from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
 from .records import RecordInvalid, SyncRecord, parse_record
 from .startup_recovery import StartupRecovery
+from .state_records import Durations
 
 
 @dataclass(frozen=True, slots=True)
