@@ -16,54 +16,20 @@ how they are named is ``sync/history.py``'s job (and ``sync/apply_report.py`` wr
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .records import SyncRecord, SyncRequest
-
-# --- tolerant field readers: the value if it has the field's type, else None ------------
-
-
-def _text(raw: Mapping[str, Any], key: str) -> str | None:
-    value = raw.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _whole(raw: Mapping[str, Any], key: str) -> int | None:
-    value = raw.get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _number(raw: Mapping[str, Any], key: str) -> float | None:
-    """A finite int or float, returned as it is (an int stays an int when written back)."""
-    value = raw.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _flag(raw: Mapping[str, Any], key: str) -> bool | None:
-    value = raw.get(key)
-    return value if isinstance(value, bool) else None
-
-
-def _object(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = raw.get(key)
-    return dict(value) if isinstance(value, dict) else {}
-
-
-def _texts(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = raw.get(key)
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return ()
-
-
-def _unknown(raw: Mapping[str, Any], known: Iterable[str]) -> dict[str, Any]:
-    names = set(known)
-    return {k: v for k, v in raw.items() if k not in names}
+from .state_fields import (
+    read_bool,
+    read_int,
+    read_number,
+    read_object,
+    read_str,
+    read_strs,
+    unknown_fields,
+)
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
@@ -99,9 +65,9 @@ class Deletion:
         if not isinstance(raw, Mapping):
             return cls()
         return cls(
-            _number(raw, "deleted_at"),
-            _flag(raw, "deletion_succeeded"),
-            _text(raw, "deletion_error"),
+            read_number(raw, "deleted_at"),
+            read_bool(raw, "deletion_succeeded"),
+            read_str(raw, "deletion_error"),
         )
 
 
@@ -120,7 +86,9 @@ class SentDurations:
     def from_dict(cls, raw: Any) -> SentDurations:
         if not isinstance(raw, Mapping):
             return cls()
-        return cls(_number(raw, "archive"), _number(raw, "upload"), _number(raw, "publish"))
+        return cls(
+            read_number(raw, "archive"), read_number(raw, "upload"), read_number(raw, "publish")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +120,9 @@ class Durations:
         if not isinstance(raw, Mapping):
             return cls()
         return cls(
-            _number(raw, "download") or 0.0,
-            _number(raw, "prepare") or 0.0,
-            _number(raw, "commit"),
+            read_number(raw, "download") or 0.0,
+            read_number(raw, "prepare") or 0.0,
+            read_number(raw, "commit"),
         )
 
 
@@ -214,7 +182,7 @@ class SentEntry:
 
     @property
     def archive_size(self) -> int | None:
-        return _whole(self.manifest, "archive_size_bytes")
+        return read_int(self.manifest, "archive_size_bytes")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -235,18 +203,18 @@ class SentEntry:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SentEntry:
         return cls(
-            cid=_text(raw, "cid") or "",
-            version=_whole(raw, "version"),
-            published_timestamp=_number(raw, "published_timestamp"),
-            request=_object(raw, "request"),
-            manifest=_object(raw, "manifest"),
-            archive_size_bytes=_whole(raw, "archive_size_bytes"),
-            chainstore_ack=_flag(raw, "chainstore_ack"),
-            node_id=_text(raw, "node_id"),
+            cid=read_str(raw, "cid") or "",
+            version=read_int(raw, "version"),
+            published_timestamp=read_number(raw, "published_timestamp"),
+            request=read_object(raw, "request"),
+            manifest=read_object(raw, "manifest"),
+            archive_size_bytes=read_int(raw, "archive_size_bytes"),
+            chainstore_ack=read_bool(raw, "chainstore_ack"),
+            node_id=read_str(raw, "node_id"),
             durations=SentDurations.from_dict(raw.get("durations")),
-            downtime_seconds=_number(raw, "downtime_seconds"),
+            downtime_seconds=read_number(raw, "downtime_seconds"),
             deletion=Deletion.from_dict(raw.get("deletion")),
-            extra=_unknown(raw, _field_names(cls)),
+            extra=unknown_fields(raw, _field_names(cls)),
         )
 
 
@@ -301,7 +269,7 @@ class ReceivedEntry:
 
     @property
     def archive_size(self) -> int | None:
-        return _whole(self.manifest, "archive_size_bytes")
+        return read_int(self.manifest, "archive_size_bytes")
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -325,19 +293,19 @@ class ReceivedEntry:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ReceivedEntry:
         return cls(
-            cid=_text(raw, "cid") or "",
-            version=_whole(raw, "version"),
-            source_timestamp=_number(raw, "source_timestamp"),
-            applied_timestamp=_number(raw, "applied_timestamp"),
-            node_id=_text(raw, "node_id"),
-            metadata=_object(raw, "metadata"),
-            manifest=_object(raw, "manifest"),
-            extracted_paths=_texts(raw, "extracted_paths"),
+            cid=read_str(raw, "cid") or "",
+            version=read_int(raw, "version"),
+            source_timestamp=read_number(raw, "source_timestamp"),
+            applied_timestamp=read_number(raw, "applied_timestamp"),
+            node_id=read_str(raw, "node_id"),
+            metadata=read_object(raw, "metadata"),
+            manifest=read_object(raw, "manifest"),
+            extracted_paths=read_strs(raw, "extracted_paths"),
             durations=Durations.from_dict(raw.get("durations")),
-            downtime_seconds=_number(raw, "downtime_seconds"),
+            downtime_seconds=read_number(raw, "downtime_seconds"),
             deletion=Deletion.from_dict(raw.get("deletion")),
             finished_by_recovery=raw.get("finished_by_recovery") is True,
-            extra=_unknown(raw, _field_names(cls)),
+            extra=unknown_fields(raw, _field_names(cls)),
         )
 
 
@@ -386,10 +354,10 @@ class LastApply:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> LastApply:
         return cls(
-            cid=_text(raw, "cid") or "",
-            version=_whole(raw, "version"),
-            source_timestamp=_number(raw, "source_timestamp"),
-            applied_timestamp=_number(raw, "applied_timestamp"),
-            node_id=_text(raw, "node_id"),
-            metadata=_object(raw, "metadata"),
+            cid=read_str(raw, "cid") or "",
+            version=read_int(raw, "version"),
+            source_timestamp=read_number(raw, "source_timestamp"),
+            applied_timestamp=read_number(raw, "applied_timestamp"),
+            node_id=read_str(raw, "node_id"),
+            metadata=read_object(raw, "metadata"),
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from container_apps.sync import constants as C
-from container_apps.sync.apply_state import ApplyState
+from container_apps.sync.apply_state import ApplyState, CurrentApply
 from container_apps.sync.chunks.index import index_document
 from container_apps.sync.chunks.index_parse import parse_index
 from container_apps.sync.chunks.writer import ChunkedSnapshotWriter
@@ -103,10 +103,16 @@ def test_failure_examples_have_the_shape_control_dir_writes(tmp_path: Path) -> N
 
 
 def test_current_apply_example_has_the_fields_apply_state_writes(tmp_path: Path) -> None:
-    written = ApplyState(tmp_path).set_state("applied", cid="bafkreiabc", version=1, now=2.0)
+    state = ApplyState(tmp_path).set_state("applied", cid="bafkreiabc", version=1, now=2.0)
+    written = state.to_dict()
     (example,) = examples("current_apply")
     assert set(example) == set(written)
     assert example["state"] in C.APPLY_STATES
+
+
+def test_current_apply_example_reads_and_writes_back_unchanged() -> None:
+    (example,) = examples("current_apply")
+    assert CurrentApply.from_dict(example).to_dict() == example
 
 
 @pytest.mark.parametrize(
