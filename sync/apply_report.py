@@ -36,6 +36,7 @@ from .history import HistoryLog
 from .records import SyncRecord, parse_record
 from .retention import retire_superseded
 from .staging import StagedPlan
+from .state_fields import read_bool, read_int, read_number, required
 from .state_records import Durations, LastApply, ReceivedEntry
 
 if TYPE_CHECKING:
@@ -72,16 +73,20 @@ class PendingReport:
             raise ValueError("not an object")
         try:
             record = parse_record(json.dumps(raw["record"]))
-            durations = raw["durations"]
-            return cls(
-                record=record,
-                durations=Durations(float(durations["download"]), float(durations["prepare"])),
-                stopped_timestamp=float(raw["stopped_timestamp"]),
-                was_running=bool(raw["was_running"]),
-                history_mark=int(raw["history_mark"]),
-            )
-        except (KeyError, TypeError, SnapshotInvalid) as exc:
-            raise ValueError(str(exc)) from None
+        except (KeyError, SnapshotInvalid) as exc:
+            raise ValueError(f"record: {exc}") from None
+        durations = raw.get("durations")
+        durations = durations if isinstance(durations, dict) else {}
+        return cls(
+            record=record,
+            durations=Durations(
+                required(read_number(durations, "download"), "durations.download"),
+                required(read_number(durations, "prepare"), "durations.prepare"),
+            ),
+            stopped_timestamp=required(read_number(raw, "stopped_timestamp"), "stopped_timestamp"),
+            was_running=required(read_bool(raw, "was_running"), "was_running"),
+            history_mark=required(read_int(raw, "history_mark"), "history_mark"),
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,13 +21,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from ..fsutil import atomic_write_json
 from . import constants as C
-from .state_fields import read_int, read_number, read_str
-
-_T = TypeVar("_T")
+from .state_fields import read_int, read_number, read_str, required
 
 # Failure kinds (SPEC §7.8); "stop" is the confirmed stop failing before any write.
 KIND_VALIDATION = "validation"
@@ -86,15 +84,15 @@ class QuarantineEntry:
             ValueError: a field is missing or of the wrong type (the entry is dropped).
         """
         return cls(
-            cid=_required(read_str(raw, "cid"), "cid"),
-            manifest_digest=_required(read_str(raw, "manifest_digest"), "manifest_digest"),
-            failures=_required(read_int(raw, "failures"), "failures"),
-            kind=_required(read_str(raw, "kind"), "kind"),
+            cid=required(read_str(raw, "cid"), "cid"),
+            manifest_digest=required(read_str(raw, "manifest_digest"), "manifest_digest"),
+            failures=required(read_int(raw, "failures"), "failures"),
+            kind=required(read_str(raw, "kind"), "kind"),
             stage=read_str(raw, "stage"),
-            error=_required(read_str(raw, "error"), "error"),
-            first_failed_at=_required(read_number(raw, "first_failed_at"), "first_failed_at"),
-            last_failed_at=_required(read_number(raw, "last_failed_at"), "last_failed_at"),
-            retry_at=_required(read_number(raw, "retry_at"), "retry_at"),
+            error=required(read_str(raw, "error"), "error"),
+            first_failed_at=required(read_number(raw, "first_failed_at"), "first_failed_at"),
+            last_failed_at=required(read_number(raw, "last_failed_at"), "last_failed_at"),
+            retry_at=required(read_number(raw, "retry_at"), "retry_at"),
         )
 
 
@@ -119,18 +117,12 @@ class Interruption:
             ValueError: a field is missing or of the wrong type (the entry is dropped).
         """
         return cls(
-            cid=_required(read_str(raw, "cid"), "cid"),
-            manifest_digest=_required(read_str(raw, "manifest_digest"), "manifest_digest"),
-            count=_required(read_int(raw, "count"), "count"),
-            error=_required(read_str(raw, "error"), "error"),
-            last_at=_required(read_number(raw, "last_at"), "last_at"),
+            cid=required(read_str(raw, "cid"), "cid"),
+            manifest_digest=required(read_str(raw, "manifest_digest"), "manifest_digest"),
+            count=required(read_int(raw, "count"), "count"),
+            error=required(read_str(raw, "error"), "error"),
+            last_at=required(read_number(raw, "last_at"), "last_at"),
         )
-
-
-def _required(value: _T | None, name: str) -> _T:
-    if value is None:
-        raise ValueError(f"{C.QUARANTINE_FILE}: missing or ill-typed {name}")
-    return value
 
 
 class Quarantine:

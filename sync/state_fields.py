@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 def read_str(raw: Mapping[str, Any], key: str) -> str | None:
@@ -54,3 +56,14 @@ def unknown_fields(raw: Mapping[str, Any], known: Iterable[str]) -> dict[str, An
     """The fields of ``raw`` not named in ``known`` (another writer's additions)."""
     names = set(known)
     return {k: v for k, v in raw.items() if k not in names}
+
+
+def required(value: _T | None, name: str) -> _T:
+    """``value`` read by one of the readers above, for a field the file cannot lack.
+
+    Raises:
+        ValueError: it was missing or of the wrong type.
+    """
+    if value is None:
+        raise ValueError(f"missing or ill-typed {name}")
+    return value
