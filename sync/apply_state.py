@@ -228,13 +228,16 @@ class ApplyState:
         return CurrentApply.from_dict(raw) if raw is not None else CurrentApply()
 
     def current(self) -> dict[str, Any] | None:
-        """``current_apply.json`` as JSON (as its record reads it), or None if absent."""
+        """``current_apply.json`` as JSON (as its record reads it), or None if absent;
+        for tests and diagnostics (code reads ``load()``)."""
         return self.load().to_dict() if os.path.lexists(self.current_path) else None
 
     def applied_cid(self) -> str | None:
         """The CID whose apply was durably completed, or None (fresh consumer)."""
         return self.load().applied_cid
 
+    # The consumer's steps: load, move (``CurrentApply`` refuses a step out of order),
+    # write durably. Each raises IllegalTransition or OSError with the file intact.
     def begin_prepare(self, cid: str, version: int | None, *, now: float) -> CurrentApply:
         return self._write(self.load().begin_prepare(cid, version, now=now))
 
