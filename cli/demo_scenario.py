@@ -31,6 +31,7 @@ from ..errors import CarError
 from ..layout import DataDir
 from ..runner.docker_runtime import DockerRuntime, ensure_busybox_image
 from ..sync.history import HistoryLog
+from ..sync.state_records import ReceivedEntry
 
 # Instance ids get a per-run suffix, so two demos (or a kept one) never share a container name.
 PROVIDER_PREFIX = "demo-provider"
@@ -177,7 +178,7 @@ class Demo:
             data_bytes=self._data_bytes(),
             archive_bytes=int(response["archive_size_bytes"]),
             publish_downtime=float(response.get("downtime_seconds") or 0.0),
-            apply_downtime=float(received.get("downtime_seconds") or 0.0),
+            apply_downtime=float((received and received.downtime_seconds) or 0.0),
             end_to_end=seen_at - requested_at,
             total=time.monotonic() - started,
         )
@@ -297,9 +298,9 @@ class Demo:
         result: dict[str, Any] = self._wait("the provider's response.json", probe)
         return result
 
-    def _latest_received(self) -> dict[str, Any]:
+    def _latest_received(self) -> ReceivedEntry | None:
         latest = HistoryLog(self.data.instance(self.consumer_id).history_received).latest()
-        return latest.data if latest is not None else {}
+        return latest.received() if latest is not None else None
 
     def _data_bytes(self) -> int:
         mount = self.data.instance(self.consumer_id).volume_mount("appdata")

@@ -57,6 +57,10 @@ def _when(ts: Any) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
+# A history entry's deletion.deletion_succeeded, as the history table shows it.
+_RETIRED = {True: "yes", False: "failed", None: "-"}
+
+
 def _short(cid: Any) -> str:
     return f"{cid[:20]}…" if isinstance(cid, str) and len(cid) > 20 else str(cid or "-")
 
@@ -122,7 +126,7 @@ def history(
         _instances(data_dir, instance), sent=sent or both, received=received or both
     )
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, sort_keys=True))
+        typer.echo(json.dumps([row.to_dict() for row in rows], indent=2, sort_keys=True))
         return
     console = _console()
     if not rows:
@@ -132,20 +136,18 @@ def history(
         return
     table = Table("instance", "dir", "cid", "version", "when", "size", "downtime", "retired")
     for row in rows:
-        when = row.get("published_timestamp") or row.get("applied_timestamp")
-        size = (row.get("manifest") or {}).get("archive_size_bytes")
-        deletion = row.get("deletion") or {}
-        retired = {True: "yes", False: "failed", None: "-"}[deletion.get("deletion_succeeded")]
-        downtime = row.get("downtime_seconds")
+        entry = row.record
+        size = entry.archive_size
+        downtime = entry.downtime_seconds
         table.add_row(
-            row["instance_id"],
-            row["direction"],
-            _short(row.get("cid")),
-            str(row.get("version")),
-            _when(when),
+            row.instance_id,
+            row.direction,
+            _short(entry.cid),
+            str(entry.version),
+            _when(entry.timestamp),
             str(size if size is not None else "-"),
-            f"{downtime:.2f}s" if isinstance(downtime, int | float) else "-",
-            retired,
+            f"{downtime:.2f}s" if downtime is not None else "-",
+            _RETIRED[entry.deletion.deletion_succeeded],
         )
     console.print(table)
 

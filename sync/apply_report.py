@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,33 +36,11 @@ from .history import HistoryLog
 from .records import SyncRecord, parse_record
 from .retention import retire_superseded
 from .staging import StagedPlan
+from .state_fields import read_bool, read_int, read_number, required
+from .state_records import Durations, LastApply, ReceivedEntry
 
 if TYPE_CHECKING:
     from .consumer import ConsumerSettings
-
-
-@dataclass(frozen=True, slots=True)
-class Durations:
-    """Seconds spent per phase (``durations`` of docs/FORMAT.md, "Received history entry")."""
-
-    download: float = 0.0
-    prepare: float = 0.0
-    commit: float | None = 0.0  # None: unknown (the runner died during the commit)
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds spent in the phases known so far."""
-        return self.download + self.prepare + (self.commit or 0.0)
-
-    def with_commit(self, seconds: float | None) -> Durations:
-        return replace(self, commit=seconds)
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "download": round(self.download, 6),
-            "prepare": round(self.prepare, 6),
-            "commit": round(self.commit, 6) if self.commit is not None else None,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +73,20 @@ class PendingReport:
             raise ValueError("not an object")
         try:
             record = parse_record(json.dumps(raw["record"]))
-            durations = raw["durations"]
-            return cls(
-                record=record,
-                durations=Durations(float(durations["download"]), float(durations["prepare"])),
-                stopped_timestamp=float(raw["stopped_timestamp"]),
-                was_running=bool(raw["was_running"]),
-                history_mark=int(raw["history_mark"]),
-            )
-        except (KeyError, TypeError, SnapshotInvalid) as exc:
-            raise ValueError(str(exc)) from None
+        except (KeyError, SnapshotInvalid) as exc:
+            raise ValueError(f"record: {exc}") from None
+        durations = raw.get("durations")
+        durations = durations if isinstance(durations, dict) else {}
+        return cls(
+            record=record,
+            durations=Durations(
+                required(read_number(durations, "download"), "durations.download"),
+                required(read_number(durations, "prepare"), "durations.prepare"),
+            ),
+            stopped_timestamp=required(read_number(raw, "stopped_timestamp"), "stopped_timestamp"),
+            was_running=required(read_bool(raw, "was_running"), "was_running"),
+            history_mark=required(read_int(raw, "history_mark"), "history_mark"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,22 +272,15 @@ class ApplyReporter:
         plan: StagedPlan | None,
         recovered: bool,
     ) -> str | None:
-        entry: dict[str, Any] = {
-            "cid": record.cid,
-            "version": record.version,
-            "source_timestamp": record.timestamp,
-            "applied_timestamp": applied_at,
-            "node_id": record.node_id,
-            "metadata": record.metadata,
-            "manifest": record.manifest.to_dict(),
-            "extracted_paths": list(
-                plan.extracted_paths if plan else record.manifest.archive_paths
-            ),
-            "durations": durations.to_dict(),
-            "downtime_seconds": round(downtime, 6),
-        }
-        if recovered:
-            entry["finished_by_recovery"] = True
+        extracted = plan.extracted_paths if plan else record.manifest.archive_paths
+        entry = ReceivedEntry.applied(
+            record,
+            applied_at=applied_at,
+            extracted_paths=extracted,
+            durations=durations,
+            downtime=downtime,
+            recovered=recovered,
+        )
         try:
             written = self._already_written(record.cid)
             return str(written if written is not None else self._history.append(entry))
@@ -314,14 +289,7 @@ class ApplyReporter:
             return None
 
     def _write_last_apply(self, record: SyncRecord, applied_at: float) -> None:
-        data = {
-            "cid": record.cid,
-            "version": record.version,
-            "source_timestamp": record.timestamp,
-            "applied_timestamp": applied_at,
-            "node_id": record.node_id,
-            "metadata": record.metadata,
-        }
+        data = LastApply.applied(record, applied_at).to_dict()
         try:
             atomic_write_json(self._control_dir / C.LAST_APPLY_FILE, data, mode=C.CONTROL_FILE_MODE)
         except Exception:  # e.g. the app put a directory there; never fatal

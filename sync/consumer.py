@@ -35,7 +35,7 @@ from ..stores.base import BlobStore
 from . import constants as C
 from . import quarantine as Q
 from .apply import ApplyTransaction, StepHook
-from .apply_report import ApplyOutcome, ApplyReporter, Durations
+from .apply_report import ApplyOutcome, ApplyReporter
 from .apply_state import ApplyState
 from .container_control import ContainerControl
 from .journal import Journal
@@ -51,6 +51,7 @@ from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
 from .records import RecordInvalid, SyncRecord, parse_record
 from .startup_recovery import StartupRecovery
+from .state_records import Durations
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,13 +204,8 @@ class SnapshotConsumer:
         app started (as after a normal apply), or before the next apply, so reports keep
         their order.
         """
-        current = self.state.current() or {}
-        applied_at = current.get("applied_timestamp")
-        self._reporter.finish_recovered(
-            self.state.applied_cid(),
-            float(applied_at) if isinstance(applied_at, int | float) else None,
-            now,
-        )
+        current = self.state.load()
+        self._reporter.finish_recovered(current.applied_cid, current.applied_timestamp, now)
 
     def _halted(self) -> bool:
         if not self.state.is_halted():
@@ -251,9 +247,7 @@ class SnapshotConsumer:
 
     def _apply(self, record: SyncRecord, now: float) -> ApplyOutcome | None:
         start = self._mono()
-        self.state.set_state(
-            C.APPLY_STATE_PREPARING, cid=record.cid, version=record.version, now=now
-        )
+        self.state.begin_prepare(record.cid, record.version, now=now)
         txn = ApplyTransaction(self._journal, self._resolver, self._log, on_step=self._on_step)
         try:
             download_s = self._preflight(record, txn)
@@ -263,13 +257,8 @@ class SnapshotConsumer:
         except TransientError as exc:
             txn.rollback()
             self._store_outage.failed(exc)
-            self.state.set_state(
-                C.APPLY_STATE_FAILED_PREFLIGHT,
-                cid=record.cid,
-                version=record.version,
-                now=now,
-                error=str(exc),
-                stage=C.STAGE_R1FS_DOWNLOAD,
+            self.state.mark_failed(
+                rolled_back=False, error=str(exc), stage=C.STAGE_R1FS_DOWNLOAD, now=now
             )
             return None
         durations = Durations(download=download_s, prepare=self._mono() - start - download_s)
@@ -332,7 +321,7 @@ class SnapshotConsumer:
         except ApplyFailed as exc:
             self._reporter.discard()
             if not exc.rolled_back:
-                self._enter_halt(record.cid, record.version, str(exc), now)
+                self._enter_halt(record.cid, str(exc), now)
                 return ApplyOutcome.failed(
                     record, Q.KIND_COMMIT, exc, stopped=was_running, halted=True
                 )
@@ -340,7 +329,7 @@ class SnapshotConsumer:
             self._restart(was_running)
             return outcome
         durations = durations.with_commit(self._mono() - t_commit)
-        self.state.set_state(C.APPLY_STATE_APPLIED, cid=record.cid, version=record.version, now=now)
+        self.state.mark_applied(now=now)
         if not txn.finish():
             self._log.error("backup dir of %s not removed; retried at the next start", record.cid)
         self._restart(was_running)
@@ -356,9 +345,7 @@ class SnapshotConsumer:
         it is a bug whose effect on the volume is unknown, so it halts (README, "Consumer").
         """
         try:
-            self.state.set_state(
-                C.APPLY_STATE_APPLYING, cid=record.cid, version=record.version, now=now
-            )
+            self.state.begin_commit(now=now)
         except OSError as exc:  # nothing was written yet
             raise ApplyFailed(
                 f"apply state not writable: {exc.strerror}", rolled_back=True
@@ -391,10 +378,9 @@ class SnapshotConsumer:
         entry = self.quarantine.record_failure(
             record.cid, record.manifest.digest(), kind=kind, error=str(exc), now=now, stage=stage
         )
-        state = C.APPLY_STATE_FAILED_ROLLED_BACK if stopped else C.APPLY_STATE_FAILED_PREFLIGHT
-        self.state.set_state(
-            state, cid=record.cid, version=record.version, now=now, error=str(exc), stage=stage
-        )
+        # A commit failure was rolled back, whether or not the app had been started yet.
+        rolled_back = kind == Q.KIND_COMMIT
+        self.state.mark_failed(rolled_back=rolled_back, error=str(exc), stage=stage, now=now)
         self._log.warning(
             "snapshot %s refused (%s): %s; quarantined until +%.0fs",
             record.cid,
@@ -404,6 +390,7 @@ class SnapshotConsumer:
         )
         return ApplyOutcome.failed(record, kind, exc, stopped=stopped, halted=False, stage=stage)
 
-    def _enter_halt(self, cid: str, version: object, reason: str, now: float) -> None:
-        self.state.enter_halt(cid, version, reason, now=now)
+    def _enter_halt(self, cid: str, reason: str, now: float) -> None:
+        self.state.mark_uncertain(reason, now=now)
+        self.state.halt(reason, now=now, cid=cid)
         self._log.error("sync halted, container stays stopped: %s", reason)

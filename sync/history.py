@@ -5,6 +5,7 @@ One file per event, named ``<version:010d>__<cid[:12] sanitised>.json``; a name 
 already exists gets a numeric suffix, never an overwrite. "Latest" is the most recently
 *written* entry (a nanosecond write stamp stored in the entry as ``_written_ns``), not
 the highest version: a back-dated record must not make an older entry look newer.
+What an entry holds is ``sync/state_records.py`` (``SentEntry``, ``ReceivedEntry``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_json
+from .state_records import Deletion, HistoryRecord, ReceivedEntry, SentEntry
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9]")
 WRITE_STAMP = "_written_ns"
@@ -24,12 +27,13 @@ WRITE_STAMP = "_written_ns"
 
 def empty_deletion() -> dict[str, Any]:
     """The ``deletion`` sub-record before retirement: all null."""
-    return {"deleted_at": None, "deletion_succeeded": None, "deletion_error": None}
+    return Deletion().to_dict()
 
 
 @dataclass(frozen=True, slots=True)
 class HistoryEntry:
-    """One history file and its parsed content."""
+    """One history file: its JSON object as read (kept whole, so rewriting its
+    ``deletion`` loses nothing another runner wrote) and typed views of it."""
 
     path: Path
     data: dict[str, Any]
@@ -42,6 +46,23 @@ class HistoryEntry:
     def written_ns(self) -> int:
         value = self.data.get(WRITE_STAMP)
         return value if isinstance(value, int) else 0
+
+    @property
+    def content(self) -> dict[str, Any]:
+        """The entry as its writer wrote it, without this log's write stamp."""
+        return {k: v for k, v in self.data.items() if k != WRITE_STAMP}
+
+    @property
+    def deletion(self) -> Deletion:
+        return Deletion.from_dict(self.data.get("deletion"))
+
+    def sent(self) -> SentEntry:
+        """This entry read as a sent one (``sync_history/sent/``)."""
+        return SentEntry.from_dict(self.content)
+
+    def received(self) -> ReceivedEntry:
+        """This entry read as a received one (``sync_history/received/``)."""
+        return ReceivedEntry.from_dict(self.content)
 
 
 class HistoryLog:
@@ -59,14 +80,17 @@ class HistoryLog:
             n += 1
         return candidate
 
-    def append(self, entry: dict[str, Any]) -> Path:
+    def append(self, entry: HistoryRecord | Mapping[str, Any]) -> Path:
         """Write a new entry (with an all-null ``deletion`` if absent); return its path.
+
+        Args:
+            entry: a typed entry, or a JSON object another writer made (as read).
 
         Raises:
             OSError: the write failed; no partial file is left.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        data = dict(entry)
+        data = entry.to_dict() if isinstance(entry, SentEntry | ReceivedEntry) else dict(entry)
         data.setdefault("deletion", empty_deletion())
         # Strictly increasing even when two appends land in the same clock tick.
         last = max((e.written_ns for e in self.entries()), default=0)
@@ -99,11 +123,7 @@ class HistoryLog:
         self, entry: HistoryEntry, *, succeeded: bool, error: str | None, at: float
     ) -> HistoryEntry:
         """Record a retirement outcome in an existing entry (atomic rewrite)."""
-        data = dict(entry.data)
-        data["deletion"] = {
-            "deleted_at": at,
-            "deletion_succeeded": succeeded,
-            "deletion_error": error,
-        }
+        deletion = Deletion(deleted_at=at, deletion_succeeded=succeeded, deletion_error=error)
+        data = {**entry.data, "deletion": deletion.to_dict()}
         atomic_write_json(entry.path, data)
         return HistoryEntry(entry.path, data)

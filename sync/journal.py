@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from ..fsutil import atomic_write_json, fsync_dir
 from . import constants as C
+from .state_fields import read_int, read_str
 
 KIND_DIR = "dir"  # a directory member: create, or update an existing dir's metadata
 KIND_FILE = "file"  # a regular-file member: create or replace
@@ -62,7 +63,7 @@ class PlannedOp:
         return cls(**json.loads(line))
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class JournalHeader:
     """The content of ``journal.json``."""
 
@@ -76,6 +77,40 @@ class JournalHeader:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> JournalHeader:
+        """Read a header, trusting nothing: recovery acts on every field.
+
+        Raises:
+            ValueError: a field is missing or of the wrong type (recovery must halt).
+        """
+        if not isinstance(raw, dict):
+            raise ValueError("journal.json is malformed: not an object")
+        problems = _header_problems(raw)
+        if problems:
+            raise ValueError(f"journal.json is malformed: bad field(s) {', '.join(problems)}")
+        return cls(**raw)
+
+
+_HEADER_STATES = (STATE_COMMITTING, STATE_COMMITTED, STATE_ROLLING_BACK)
+
+
+def _header_problems(raw: dict[str, Any]) -> list[str]:
+    """The fields of a header as read that are missing, of the wrong type, or unknown."""
+    dirs = raw.get("backup_dirs", {})
+    good = {
+        "apply_id": read_str(raw, "apply_id") is not None,
+        "cid": read_str(raw, "cid") is not None,
+        "version": "version" in raw
+        and (raw["version"] is None or read_int(raw, "version") is not None),
+        "state": raw.get("state") in _HEADER_STATES,
+        "ops": read_int(raw, "ops") is not None,
+        "backup_dirs": isinstance(dirs, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in dirs.items()),
+        "manifest_digest": isinstance(raw.get("manifest_digest", ""), str),
+    }
+    return [name for name, ok in good.items() if not ok] + [n for n in raw if n not in good]
 
 
 class Journal:
@@ -134,10 +169,7 @@ class Journal:
             raw = json.loads(self.header_path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
-        try:
-            return JournalHeader(**raw)
-        except TypeError as exc:
-            raise ValueError(f"journal.json is malformed: {exc}") from None
+        return JournalHeader.from_dict(raw)
 
     def has_plan(self) -> bool:
         return self.plan_path.exists()

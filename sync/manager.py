@@ -18,10 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import CarError
-from ..fsutil import atomic_write_json
 from ..layout import InstancePaths
 from ..registries.base import Registry
 from ..registries.factory import default_registry_url, open_registry
@@ -40,6 +38,7 @@ from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
 from .record_source import RecordSource
 from .request_hold import RequestHold
+from .runner_state import RunnerState
 
 _log = logging.getLogger(__name__)
 
@@ -284,16 +283,16 @@ def write_runner_state(
     disabled_reason: str | None,
 ) -> None:
     """``runner.json``: what ``car sync status`` shows about this instance's setup."""
-    state: dict[str, Any] = {
-        "instance_id": site.paths.instance_id,
-        "node_id": site.node_id,
-        "role": cfg.type if cfg.enabled else None,
-        "key": cfg.key if cfg.enabled else None,
-        "blob_store": store.describe() if store is not None else None,
-        "registry": registry.describe() if registry is not None else None,
-        "sync_disabled_reason": disabled_reason if cfg.enabled else None,
-        "system_volume_error": site.system_volume_error,
-        "started_timestamp": time.time(),
-    }
+    state = RunnerState(
+        instance_id=site.paths.instance_id,
+        node_id=site.node_id,
+        role=cfg.type if cfg.enabled else None,
+        key=cfg.key if cfg.enabled else None,
+        blob_store=store.describe() if store is not None else None,
+        registry=registry.describe() if registry is not None else None,
+        sync_disabled_reason=disabled_reason if cfg.enabled else None,
+        system_volume_error=site.system_volume_error,
+        started_timestamp=time.time(),
+    )
     site.paths.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(site.paths.runner_state, state)
+    state.save(site.paths.runner_state)

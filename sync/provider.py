@@ -43,6 +43,7 @@ from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
 from .retention import UnrecordedCids, delete_unpublished, retire_superseded
+from .state_records import SentDurations, SentEntry
 
 _log = logging.getLogger(__name__)
 
@@ -356,24 +357,14 @@ class SnapshotPublisher:
 
     # --- after the commit point ---------------------------------------------------------------
     def _write_history(self, run: _Run, record: SyncRecord, ack: bool) -> str | None:
-        request = run.request
-        entry = {
-            "cid": record.cid,
-            "version": record.version,
-            "published_timestamp": record.timestamp,
-            "request": {
-                "archive_paths": request.echo_paths,
-                "metadata": request.metadata,
-                "runtime": request.runtime,
-                "request_id": request.request_id,
-            },
-            "manifest": record.manifest.to_dict(),
-            "archive_size_bytes": record.manifest.archive_size_bytes,
-            "chainstore_ack": ack,
-            "node_id": record.node_id,
-            "durations": {k: run.durations.get(k) for k in ("archive", "upload", "publish")},
-            "downtime_seconds": run.downtime,
-        }
+        durations = SentDurations(
+            archive=run.durations.get("archive"),
+            upload=run.durations.get("upload"),
+            publish=run.durations.get("publish"),
+        )
+        entry = SentEntry.published(
+            record, run.request, ack=ack, durations=durations, downtime=run.downtime
+        )
         try:
             self.targets.history.append(entry)
         except Exception as exc:

@@ -18,12 +18,14 @@ time must not stop the app every start). A success clears both counts.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..fsutil import atomic_write_json
 from . import constants as C
+from .state_fields import read_int, read_number, read_str, required
 
 # Failure kinds; "stop" is the confirmed stop failing before any write.
 KIND_VALIDATION = "validation"
@@ -74,6 +76,25 @@ class QuarantineEntry:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> QuarantineEntry:
+        """Read one entry of ``entries`` (unknown fields ignored).
+
+        Raises:
+            ValueError: a field is missing or of the wrong type (the entry is dropped).
+        """
+        return cls(
+            cid=required(read_str(raw, "cid"), "cid"),
+            manifest_digest=required(read_str(raw, "manifest_digest"), "manifest_digest"),
+            failures=required(read_int(raw, "failures"), "failures"),
+            kind=required(read_str(raw, "kind"), "kind"),
+            stage=read_str(raw, "stage"),
+            error=required(read_str(raw, "error"), "error"),
+            first_failed_at=required(read_number(raw, "first_failed_at"), "first_failed_at"),
+            last_failed_at=required(read_number(raw, "last_failed_at"), "last_failed_at"),
+            retry_at=required(read_number(raw, "retry_at"), "retry_at"),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Interruption:
@@ -84,6 +105,24 @@ class Interruption:
     count: int
     error: str
     last_at: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Interruption:
+        """Read one entry of ``interruptions`` (unknown fields ignored).
+
+        Raises:
+            ValueError: a field is missing or of the wrong type (the entry is dropped).
+        """
+        return cls(
+            cid=required(read_str(raw, "cid"), "cid"),
+            manifest_digest=required(read_str(raw, "manifest_digest"), "manifest_digest"),
+            count=required(read_int(raw, "count"), "count"),
+            error=required(read_str(raw, "error"), "error"),
+            last_at=required(read_number(raw, "last_at"), "last_at"),
+        )
 
 
 class Quarantine:
@@ -106,8 +145,8 @@ class Quarantine:
         out: dict[str, QuarantineEntry] = {}
         for item in _list(self._read().get("entries")):
             try:
-                entry = QuarantineEntry(**item)
-            except TypeError:
+                entry = QuarantineEntry.from_dict(item)
+            except ValueError:  # one damaged entry: that snapshot is simply retried
                 continue
             out[_key(entry.cid, entry.manifest_digest)] = entry
         return out
@@ -116,8 +155,8 @@ class Quarantine:
         out: dict[str, Interruption] = {}
         for item in _list(self._read().get("interruptions")):
             try:
-                entry = Interruption(**item)
-            except TypeError:
+                entry = Interruption.from_dict(item)
+            except ValueError:
                 continue
             out[_key(entry.cid, entry.manifest_digest)] = entry
         return out
@@ -131,7 +170,7 @@ class Quarantine:
             interruptions = self._load_interruptions()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entries = [e.to_dict() for e in sorted(table.values(), key=lambda e: e.last_failed_at)]
-        crashes = [asdict(i) for i in sorted(interruptions.values(), key=lambda i: i.last_at)]
+        crashes = [i.to_dict() for i in sorted(interruptions.values(), key=lambda i: i.last_at)]
         atomic_write_json(self.path, {"entries": entries, "interruptions": crashes})
 
     def record_failure(

@@ -38,8 +38,7 @@ class RetireOutcome:
 
 def is_retired(entry: HistoryEntry) -> bool:
     """True once a deletion of the entry's CID succeeded (its ``deletion`` sub-record)."""
-    deletion = entry.data.get("deletion")
-    return isinstance(deletion, dict) and deletion.get("deletion_succeeded") is True
+    return entry.deletion.retired
 
 
 def _pending(entries: list[HistoryEntry], keep_cid: str) -> list[HistoryEntry]:

@@ -51,40 +51,30 @@ class StartupRecovery:
 
     def run(self, now: float) -> None:
         """Roll back or finish an unfinished apply; halt when that cannot be proven."""
-        current = self._state.current() or {}
+        current = self._state.load()
         try:
             outcome, header = recover(self._journal, self._log)
         except ApplyFailed as exc:
-            cid = str(current.get("cid") or "")
-            self._state.enter_halt(cid, current.get("version"), str(exc), now=now)
+            self._state.enter_halt(current.cid, current.version, str(exc), now=now)
             self._log.error("sync halted, container stays stopped: %s", exc)
             return  # the journal and its backup dirs stay for the operator
         if outcome == RECOVERY_FINISHED and header is not None:
             if self._state.applied_cid() != header.cid:
-                self._state.set_state(
-                    C.APPLY_STATE_APPLIED, cid=header.cid, version=header.version, now=now
-                )
+                self._state.finish_by_recovery(header.cid, header.version, now=now)
         elif outcome == RECOVERY_ROLLED_BACK and header is not None:
             self._interrupted(header.cid, header.version, now, "rolled back at start-up")
             # Not after a halt: the operator fixed the cause and `car sync retry` cleared
             # the quarantine on purpose.
-            if current.get("state") != C.APPLY_STATE_UNCERTAIN:
+            if current.state != C.APPLY_STATE_UNCERTAIN:
                 self._count_interruption(header.cid, header.manifest_digest, now)
-        elif current.get("state") in (C.APPLY_STATE_PREPARING, C.APPLY_STATE_APPLYING):
+        elif current.state in (C.APPLY_STATE_PREPARING, C.APPLY_STATE_APPLYING):
             # No journal header: nothing was written (or a rollback already completed).
-            self._interrupted(str(current.get("cid")), current.get("version"), now, "interrupted")
+            self._interrupted(current.cid, current.version, now, "interrupted")
         # The journal is resolved: a backup dir still in a volume has lost its journal.
         sweep_orphan_backup_dirs(self._resolver.syncable_roots(), self._log)
 
-    def _interrupted(self, cid: str, version: object, now: float, what: str) -> None:
-        self._state.set_state(
-            C.APPLY_STATE_FAILED_ROLLED_BACK,
-            cid=cid,
-            version=version if isinstance(version, int) else None,
-            now=now,
-            error=f"apply {what}",
-            stage=C.STAGE_COMMIT,
-        )
+    def _interrupted(self, cid: str, version: int | None, now: float, what: str) -> None:
+        self._state.roll_back_by_recovery(cid, version, f"apply {what}", now=now)
 
     def _count_interruption(self, cid: str, manifest_digest: str, now: float) -> None:
         error = "commit interrupted (runner stopped mid-apply); rolled back at start-up"

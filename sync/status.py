@@ -7,55 +7,44 @@ running runner. Each status object carries at least the fields README "Inspectin
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..layout import DataDir, InstancePaths
 from . import constants as C
 from .apply_state import ApplyState
-from .history import WRITE_STAMP, HistoryLog
+from .history import HistoryEntry, HistoryLog
 from .quarantine import Quarantine
+from .runner_state import RunnerState
+from .state_records import HistoryRecord
 
 
-def read_runner_state(paths: InstancePaths) -> dict[str, Any]:
-    """The runner's self-description (role, key, backends), or {} if it never ran."""
-    try:
-        data = json.loads(paths.runner_state.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _summary(entry_data: dict[str, Any] | None, timestamp_key: str) -> dict[str, Any] | None:
-    if entry_data is None:
+def _summary(entry: HistoryRecord | None) -> dict[str, Any] | None:
+    if entry is None:
         return None
-    return {
-        "cid": entry_data.get("cid"),
-        "version": entry_data.get("version"),
-        "timestamp": entry_data.get(timestamp_key),
-    }
+    return {"cid": entry.cid, "version": entry.version, "timestamp": entry.timestamp}
 
 
 def instance_status(paths: InstancePaths) -> dict[str, Any]:
     """One instance's status object (``car sync status --json``)."""
-    runner = read_runner_state(paths)
+    runner = RunnerState.load(paths.runner_state)
     sent = HistoryLog(paths.history_sent).latest()
     received = HistoryLog(paths.history_received).latest()
     state = ApplyState(paths.sync_state)
-    current = state.current() or {}
+    current = state.load()
     quarantine = Quarantine(paths.sync_state / C.QUARANTINE_FILE)
     return {
         "instance_id": paths.instance_id,
-        "role": runner.get("role"),
-        "key": runner.get("key"),
-        "node_id": runner.get("node_id"),
-        "blob_store": runner.get("blob_store"),
-        "registry": runner.get("registry"),
-        "sync_disabled_reason": runner.get("sync_disabled_reason"),
-        "last_published": _summary(sent.data if sent else None, "published_timestamp"),
-        "last_applied": _summary(received.data if received else None, "applied_timestamp"),
-        "apply_state": current.get("state"),
-        "apply_error": current.get("error"),
+        "role": runner.role,
+        "key": runner.key,
+        "node_id": runner.node_id,
+        "blob_store": runner.blob_store,
+        "registry": runner.registry,
+        "sync_disabled_reason": runner.sync_disabled_reason,
+        "last_published": _summary(sent.sent() if sent else None),
+        "last_applied": _summary(received.received() if received else None),
+        "apply_state": current.state,
+        "apply_error": current.error,
         "quarantine": [e.to_dict() for e in quarantine.entries()],
         "halt": state.halt_reason(),
     }
@@ -74,24 +63,39 @@ def select_instances(data: DataDir, instance: str | None) -> list[InstancePaths]
     return [data.instance(instance)]
 
 
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One history entry of one instance, as ``car sync history`` lists it."""
+
+    instance_id: str
+    direction: str  # C.HISTORY_SENT or C.HISTORY_RECEIVED
+    entry: HistoryEntry
+
+    @property
+    def record(self) -> HistoryRecord:
+        return self.entry.sent() if self.direction == C.HISTORY_SENT else self.entry.received()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as its writer wrote it (this or an older runner), tagged."""
+        return {**self.entry.content, "instance_id": self.instance_id, "direction": self.direction}
+
+
 def history_entries(
     instances: list[InstancePaths], *, sent: bool = True, received: bool = True
-) -> list[dict[str, Any]]:
-    """History entries of the given instances, oldest write first, each tagged with
-    ``instance_id`` and ``direction``."""
-    rows: list[tuple[int, dict[str, Any]]] = []
+) -> list[HistoryRow]:
+    """History entries of the given instances, oldest write first."""
+    rows: list[HistoryRow] = []
     for paths in instances:
         wanted = [(C.HISTORY_SENT, paths.history_sent)] if sent else []
         if received:
             wanted.append((C.HISTORY_RECEIVED, paths.history_received))
         for direction, directory in wanted:
-            for entry in HistoryLog(directory).entries():
-                data = {k: v for k, v in entry.data.items() if k != WRITE_STAMP}
-                data["instance_id"] = paths.instance_id
-                data["direction"] = direction
-                rows.append((entry.written_ns, data))
-    rows.sort(key=lambda row: row[0])
-    return [data for _, data in rows]
+            rows.extend(
+                HistoryRow(paths.instance_id, direction, entry)
+                for entry in HistoryLog(directory).entries()
+            )
+    rows.sort(key=lambda row: row.entry.written_ns)
+    return rows
 
 
 def retry_instance(paths: InstancePaths) -> tuple[str | None, int]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from container_apps.sync import constants as C
-from container_apps.sync.apply_state import ApplyState
+from container_apps.sync.apply_state import ApplyState, CurrentApply
 from container_apps.sync.chunks.index import index_document
 from container_apps.sync.chunks.index_parse import parse_index
 from container_apps.sync.chunks.writer import ChunkedSnapshotWriter
@@ -22,6 +22,7 @@ from container_apps.sync.control_files import ControlDir
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.records import parse_record
 from container_apps.sync.request import parse_request
+from container_apps.sync.state_records import LastApply, ReceivedEntry, SentEntry
 from container_apps.tests.support.spec_fields import (
     LAST_APPLY_FIELDS,
     RECEIVED_HISTORY_FIELDS,
@@ -102,10 +103,16 @@ def test_failure_examples_have_the_shape_control_dir_writes(tmp_path: Path) -> N
 
 
 def test_current_apply_example_has_the_fields_apply_state_writes(tmp_path: Path) -> None:
-    written = ApplyState(tmp_path).set_state("applied", cid="bafkreiabc", version=1, now=2.0)
+    state = ApplyState(tmp_path).set_state("applied", cid="bafkreiabc", version=1, now=2.0)
+    written = state.to_dict()
     (example,) = examples("current_apply")
     assert set(example) == set(written)
     assert example["state"] in C.APPLY_STATES
+
+
+def test_current_apply_example_reads_and_writes_back_unchanged() -> None:
+    (example,) = examples("current_apply")
+    assert CurrentApply.from_dict(example).to_dict() == example
 
 
 @pytest.mark.parametrize(
@@ -119,6 +126,17 @@ def test_current_apply_example_has_the_fields_apply_state_writes(tmp_path: Path)
 def test_history_and_last_apply_examples_have_the_spec_fields(kind: str, fields: set[str]) -> None:
     (example,) = examples(kind)
     assert set(example) == fields
+
+
+@pytest.mark.parametrize(
+    ("kind", "record"),
+    [("sent", SentEntry), ("received", ReceivedEntry), ("last_apply", LastApply)],
+)
+def test_history_and_last_apply_examples_read_and_write_back_unchanged(
+    kind: str, record: Any
+) -> None:
+    (example,) = examples(kind)
+    assert record.from_dict(example).to_dict() == example
 
 
 def test_chunked_index_example_is_what_the_writer_makes_and_the_parser_accepts(

@@ -164,3 +164,13 @@ def test_empty_history_is_one_line_naming_the_instance(data: DataDir) -> None:
     code, out = _run(data, "sync", "history", "prov", "--received")
     assert code == 0
     assert out.strip() == f"no history entries for instance prov in {data.root}"
+
+
+def test_history_table_shows_a_damaged_deletion_as_unknown(data: DataDir) -> None:
+    HistoryLog(data.instance("prov").history_sent).append(
+        {"cid": "bafkreidamaged", "version": 101, "deletion": {"deletion_succeeded": "yes"}}
+    )
+    code, out = _run(data, "sync", "history", "prov", "--sent")
+    assert code == 0, out
+    [row] = [ln for ln in out.splitlines() if "bafkreidamaged" in ln]
+    assert row.rstrip().rstrip("│ ").endswith("-")

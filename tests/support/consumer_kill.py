@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from container_apps.layout import DataDir, InstancePaths
-from container_apps.sync import constants as C
 from container_apps.sync.apply import ApplyTransaction
 from container_apps.sync.apply_state import ApplyState
 from container_apps.sync.history import HistoryLog
@@ -69,14 +68,11 @@ def install_pause(env: Env, point: str) -> None:
     """Make the next apply stop dead at ``point`` (the parent then SIGKILLs us)."""
     tmp = env.tmp
     if point == "journal_committed":  # journal says committed; state still "applying"
-        set_state = ApplyState.set_state
 
-        def paused_set_state(self: ApplyState, state: str, **kw: Any) -> Any:
-            if state == C.APPLY_STATE_APPLIED:
-                pause(tmp)
-            return set_state(self, state, **kw)
+        def paused_mark_applied(self: ApplyState, **kw: Any) -> Any:
+            pause(tmp)
 
-        ApplyState.set_state = paused_set_state  # type: ignore[method-assign]
+        ApplyState.mark_applied = paused_mark_applied  # type: ignore[method-assign]
     elif point == "state_applied":  # state "applied"; backups and journal still there
         ApplyTransaction.finish = lambda self: pause(tmp)  # type: ignore[assignment,method-assign,return-value]
     elif point == "before_restart":  # journal gone, state applied, app not started yet

@@ -299,6 +299,25 @@ def test_commit_failure_rolls_back_restarts_once_and_backs_off(tmp_path: Path) -
     assert env.containers.calls == ["stop", "start"]
 
 
+def test_commit_failure_before_the_first_start_is_recorded_as_rolled_back(
+    tmp_path: Path,
+) -> None:
+    def on_step(index: int) -> None:
+        if index == 3:
+            raise OSError(28, "No space left on device")
+
+    env = make_env(tmp_path, running=False, on_step=on_step)
+    seed_old(env.volume)
+    before = tree(env.volume)
+    _publish(env)
+    outcome = env.consumer.apply_before_first_start(NOW)
+    assert outcome is not None and outcome.kind == "commit" and not outcome.stopped
+    assert env.containers.calls == []
+    assert tree(env.volume) == before
+    current = env.consumer.state.load()
+    assert (current.state, current.stage) == (C.APPLY_STATE_FAILED_ROLLED_BACK, C.STAGE_COMMIT)
+
+
 def test_unprovable_rollback_halts_and_keeps_the_container_stopped(tmp_path: Path) -> None:
     volume = tmp_path / "volume"
     volume.mkdir()

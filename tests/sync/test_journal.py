@@ -49,3 +49,35 @@ def test_malformed_header_raises_value_error(tmp_path: Path) -> None:
     (tmp_path / "journal.json").write_text('{"apply_id": 1}')
     with pytest.raises(ValueError, match="malformed"):
         Journal(tmp_path).read_header()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1, 2]",
+        '{"apply_id": "id", "cid": "c", "version": "5", "state": "committing", "ops": 1}',
+        '{"apply_id": "id", "cid": "c", "version": 5, "state": "done", "ops": 1}',
+        '{"apply_id": "id", "cid": "c", "version": 5, "state": "committed", "ops": 1,'
+        ' "backup_dirs": ["/h"]}',
+    ],
+)
+def test_a_header_with_wrong_types_is_malformed_not_trusted(tmp_path: Path, text: str) -> None:
+    (tmp_path / "journal.json").write_text(text)
+    with pytest.raises(ValueError, match="malformed"):
+        Journal(tmp_path).read_header()
+
+
+def test_a_header_of_an_older_version_without_manifest_digest_reads(tmp_path: Path) -> None:
+    text = '{"apply_id": "id", "cid": "c", "version": null, "state": "committing", "ops": 0}'
+    (tmp_path / "journal.json").write_text(text)
+    header = Journal(tmp_path).read_header()
+    assert header == JournalHeader("id", "c", None, STATE_COMMITTING, 0)
+    assert JournalHeader.from_dict(header.to_dict()) == header  # type: ignore[union-attr]
+
+
+def test_a_header_missing_a_field_is_malformed(tmp_path: Path) -> None:
+    (tmp_path / "journal.json").write_text(
+        '{"apply_id": "id", "cid": "c", "state": "committing", "ops": 0}'
+    )
+    with pytest.raises(ValueError, match=r"malformed: bad field.*version"):
+        Journal(tmp_path).read_header()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from container_apps.sync.quarantine import (
     CRASH_RETRIES,
     FAILURE_KINDS,
+    Interruption,
     Quarantine,
+    QuarantineEntry,
     backoff_seconds,
 )
 
@@ -101,3 +104,26 @@ def test_a_file_without_interruptions_still_loads(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"interruptions": []', '"other": 1'))
     assert Quarantine(path).interruptions("c", "d") == 0
     assert [e.cid for e in Quarantine(path).entries()] == ["c"]
+
+
+def test_an_entry_with_wrong_types_is_skipped_not_a_crash_at_every_tick(tmp_path: Path) -> None:
+    path = tmp_path / "q.json"
+    q = Quarantine(path)
+    q.record_failure("good", "d", kind="digest", error="x", now=NOW)
+    q.record_interruption("c", "d", error="cut", now=NOW)
+    data = json.loads(path.read_text())
+    bad = dict(data["entries"][0], cid="bad", retry_at="soon")
+    data["entries"].append(bad)
+    data["interruptions"].append(dict(data["interruptions"][0], cid="x", count="2"))
+    path.write_text(json.dumps(data))
+    again = Quarantine(path)
+    assert again.blocking("bad", "d", NOW) is None
+    assert [e.cid for e in again.entries()] == ["good"]
+    assert again.interruptions("x", "d") == 0 and again.interruptions("c", "d") == 1
+
+
+def test_quarantine_records_round_trip() -> None:
+    entry = QuarantineEntry("c", "d", 2, "digest", None, "x", NOW, NOW + 1, NOW + 121)
+    assert QuarantineEntry.from_dict(entry.to_dict()) == entry
+    crash = Interruption("c", "d", 1, "cut", NOW)
+    assert Interruption.from_dict(crash.to_dict()) == crash
