@@ -24,11 +24,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from .app_logs import LogRetention
 from .errors import CarError
 from .layout import DataDir, InstancePaths
 from .mixins.volumes import _VolumesMixin
 from .runner.app_container import AppContainer
+from .runner.app_logs import LogRetention
 from .runner.docker_runtime import ContainerSpec, DockerRuntime
 from .runner.images import ensure_image, image_owner
 from .runner.instance_lock import InstanceLock

@@ -21,8 +21,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from ..app_logs import ContainerLogs, LogFollower, LogRetention
 from ..errors import ContainerNotFound, ContainerRuntimeError
+from .app_logs import ContainerLogs, LogFollower, LogRetention
 from .docker_runtime import LABEL_DATA_DIR, ContainerSpec, ContainerState, DockerRuntime
 
 # How long a removal may take to show up in Docker before the stop counts as unconfirmed.

@@ -29,7 +29,6 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..app_logs import DEFAULT_KEEP_BYTES, DEFAULT_KEEP_FILES
 from ..errors import ConfigError
 from ..registries.factory import validate_registry_url
 from ..stores.factory import validate_store_url
@@ -41,6 +40,7 @@ from ..volumes.specs import (
     normalize_container_path,
     validate_volume_name,
 )
+from .app_logs import DEFAULT_KEEP_BYTES, DEFAULT_KEEP_FILES
 
 INSTANCE_ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 NODE_ID_ENV = "CAR_NODE_ID"

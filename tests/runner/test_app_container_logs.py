@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from container_apps.app_logs import LogRetention
 from container_apps.errors import CarError
 from container_apps.runner.app_container import AppContainer
+from container_apps.runner.app_logs import LogRetention
 from container_apps.runner.docker_runtime import ContainerSpec, DockerRuntime
 from container_apps.tests.support.servers import wait_until
 

@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from container_apps.app_logs import ContainerLogs, LogRetention
 from container_apps.errors import ContainerRuntimeError
+from container_apps.runner.app_logs import ContainerLogs, LogRetention
 
 LOG = logging.getLogger("test.app_logs")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from container_apps.app_logs import LogRetention
+from container_apps.runner.app_logs import LogRetention
 from container_apps.tests.runner.conftest import MakeRunner, exec_sh
 from container_apps.tests.support.leftovers import leftovers
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .fsutil import atomic_file
+from ..fsutil import atomic_file
 
 DEFAULT_KEEP_FILES = 20
 DEFAULT_KEEP_BYTES = 256 * 1024 * 1024
