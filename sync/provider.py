@@ -35,6 +35,8 @@ from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
 from .archive import ArchiveInfo
 from .capture import ArchiveSettings, SnapshotCapture
+from .chunked_retention import retire_published
+from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
 from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
@@ -42,7 +44,7 @@ from .history import HistoryLog
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
-from .retention import UnrecordedCids, delete_unpublished, retire_superseded
+from .retention import UnrecordedCids, delete_unpublished
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ class PublisherConfig:
     allow_online: bool = False
     max_archive_bytes: int | None = C.DEFAULT_MAX_ARCHIVE_BYTES
     publish_retry_seconds: float = C.DEFAULT_PUBLISH_RETRY_SECONDS
+    keep_snapshots: int = C.DEFAULT_KEEP_SNAPSHOTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +152,7 @@ class SnapshotPublisher:
         """
         for path in self.config.work_dir.glob("snapshot-*"):
             try:
-                path.unlink()
+                self._remove_local(path)
             except OSError as exc:
                 self._log.warning("could not remove stale archive %s: %s", path.name, exc)
             else:
@@ -181,7 +184,11 @@ class SnapshotPublisher:
             return self._guarded(run, lambda: self._publish(run))
         finally:  # once uploaded, the store holds the snapshot: a waiting publish needs no file
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(archive)
+                self._remove_local(archive)
+
+    def _remove_local(self, path: Path) -> None:
+        """Remove a capture's local output (here an archive file)."""
+        os.unlink(path)
 
     def shutdown(self) -> PublishOutcome | None:
         """The runner stops: a publish waiting for the registry gets one last attempt.
@@ -259,17 +266,21 @@ class SnapshotPublisher:
             record.manifest.archive_size_bytes,
             run.downtime,
         )
-        retire_superseded(
-            self.targets.history,
-            self.targets.store,
-            cid,
-            remote=True,
-            local=True,
-            now=run.now,
-            log=self._log,
-        )
+        self._retire(cid, run.now)
         self._unrecorded.retire(self.targets.store, keep=cid)
         return PublishOutcome("ok", {**response, "status": "ok"}, cid=cid)
+
+    def _retire(self, keep_cid: str, now: float, newest_index: SnapshotIndex | None = None) -> None:
+        """Delete the snapshots ``KEEP_SNAPSHOTS`` no longer keeps (SPEC §7.9); never raises."""
+        retire_published(
+            self.targets.history,
+            self.targets.store,
+            keep_cid,
+            keep=self.config.keep_snapshots,
+            newest_index=newest_index,
+            now=now,
+            log=self._log,
+        )
 
     # --- claim and validate -----------------------------------------------------------------
     def _claim(self) -> ClaimedRequest | None:
