@@ -37,6 +37,8 @@ from . import quarantine as Q
 from .apply import ApplyTransaction, StepHook
 from .apply_report import ApplyOutcome, ApplyReporter, Durations
 from .apply_state import ApplyState
+from .chunked_apply import ChunkedApplyTransaction, clear_staging
+from .chunks.reader import ChunkCorrupt, PackMissing
 from .container_control import ContainerControl
 from .journal import Journal
 from .paths import PathResolver
@@ -89,9 +91,9 @@ def _failure_kind(exc: BaseException) -> str:
     if isinstance(exc, NoSpace):
         return Q.KIND_SPACE
     # The bytes under the CID do not match the record (content, or a size it understated).
-    if isinstance(exc, (DigestMismatch, BlobCorrupt, BlobTooLarge)):
+    if isinstance(exc, (DigestMismatch, BlobCorrupt, BlobTooLarge, ChunkCorrupt)):
         return Q.KIND_DIGEST
-    if isinstance(exc, StoreError):
+    if isinstance(exc, (StoreError, PackMissing)):
         return Q.KIND_DOWNLOAD
     if isinstance(exc, SnapshotInvalid) and exc.stage == C.STAGE_EXTRACT:
         return Q.KIND_EXTRACT
@@ -176,6 +178,7 @@ class SnapshotConsumer:
         """Resolve an unfinished apply journal before the container starts (SPEC §7.7)."""
         self._recovery.run(time.time() if now is None else now)
         self._sweep_downloads()  # after recovery: an apply it finished keeps its copy
+        clear_staging(self._settings.sync_state_dir, self._log)
 
     # --- steps -----------------------------------------------------------------------
     def _sweep_downloads(self) -> None:
@@ -253,7 +256,7 @@ class SnapshotConsumer:
         self.state.set_state(
             C.APPLY_STATE_PREPARING, cid=record.cid, version=record.version, now=now
         )
-        txn = ApplyTransaction(self._journal, self._resolver, self._log, on_step=self._on_step)
+        txn = self._transaction(record)
         try:
             download_s = self._preflight(record, txn)
         except _PreflightFailed as failed:
@@ -274,6 +277,18 @@ class SnapshotConsumer:
         durations = Durations(download=download_s, prepare=self._mono() - start - download_s)
         return self._stop_commit_start(record, txn, durations, now)
 
+    def _transaction(self, record: SyncRecord) -> ApplyTransaction:
+        if record.manifest.archive_format != C.ARCHIVE_FORMAT_CHUNKED:
+            return ApplyTransaction(self._journal, self._resolver, self._log, on_step=self._on_step)
+        return ChunkedApplyTransaction(
+            self._journal,
+            self._resolver,
+            self._log,
+            store=self._store,
+            state_dir=self._settings.sync_state_dir,
+            on_step=self._on_step,
+        )
+
     def _preflight(self, record: SyncRecord, txn: ApplyTransaction) -> float:
         """Validate, download, verify and stage; returns the download seconds."""
         try:
@@ -281,6 +296,10 @@ class SnapshotConsumer:
         except SnapshotInvalid as exc:
             raise _PreflightFailed(Q.KIND_VALIDATION, exc) from exc
         t0 = self._mono()
+        if isinstance(txn, ChunkedApplyTransaction):  # fetches only what it will write
+            self._staged(record, lambda: txn.prepare(record, self._settings.limits))
+            self._store_outage.ok()
+            return self._mono() - t0
         try:
             # max_bytes: the manifest's size, already checked against MAX_ARCHIVE_BYTES, so
             # a record that lies about its size cannot make the download fill the disk.
@@ -301,15 +320,21 @@ class SnapshotConsumer:
         except DigestMismatch as exc:
             self._store.delete(record.cid, remote=False, local=True)
             raise _PreflightFailed(Q.KIND_DIGEST, exc) from exc
+        self._staged(record, lambda: txn.stage(archive, record, self._settings.limits))
+        return download_s
+
+    def _staged(self, record: SyncRecord, stage: Callable[[], object]) -> None:
+        """Run a staging step; its failures become quarantine kinds."""
         try:
-            txn.stage(archive, record, self._settings.limits)
-        except (SnapshotInvalid, OSError) as exc:
+            stage()
+        except TransientError:
+            raise
+        except (SnapshotInvalid, StoreError, OSError) as exc:
             kind = Q.KIND_EXTRACT if isinstance(exc, OSError) else _failure_kind(exc)
             raise _PreflightFailed(kind, exc) from exc
         except Exception as exc:  # a member no check foresaw: refused, never retried each tick
             self._log.exception("staging of %s failed unexpectedly", record.cid)
             raise _PreflightFailed(Q.KIND_EXTRACT, exc) from exc
-        return download_s
 
     def _stop_commit_start(
         self, record: SyncRecord, txn: ApplyTransaction, durations: Durations, now: float
