@@ -29,7 +29,6 @@ the upload and what is cleaned up afterwards:
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -65,13 +64,6 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
     @property
     def facts_path(self) -> Path:
         return self.config.state_dir / C.CHUNK_FACTS_FILE
-
-    def _remove_local(self, path: Path) -> None:
-        """A capture's staging directory (or a tar archive left by an earlier format)."""
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
 
     # --- capture ------------------------------------------------------------------------
     def _capture(self, run: _Run) -> ArchiveInfo:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -187,8 +188,11 @@ class SnapshotPublisher:
                 self._remove_local(archive)
 
     def _remove_local(self, path: Path) -> None:
-        """Remove a capture's local output (here an archive file)."""
-        os.unlink(path)
+        """Remove a capture's local output: an archive, or a chunked staging directory."""
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
 
     def shutdown(self) -> PublishOutcome | None:
         """The runner stops: a publish waiting for the registry gets one last attempt.

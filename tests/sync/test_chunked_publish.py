@@ -7,11 +7,13 @@ Memory backends and fake containers (the real-parts runs are in
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 from pathlib import Path
 from typing import Any
 
+import pytest
 from container_apps.errors import RegistryUnavailable
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.stores.memory import MemoryBlobStore
@@ -233,3 +235,51 @@ def test_a_restart_removes_a_staging_dir_left_by_a_crash(tmp_path: Path) -> None
     (stale / "partial").write_bytes(b"x")
     rig.publisher.recover()
     assert not (rig.work / "snapshot-1.chunked").exists()
+
+
+def test_a_gc_killed_halfway_is_finished_by_the_next_publish_and_never_hurts_the_live_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = MemoryBlobStore(tmp_path / "shared-cache")
+    registry = MemoryRegistry()
+    rig = _rig(tmp_path, store=store, registry=registry)
+    first = _publish(rig)
+    for n in range(3):  # three files change: the first index has packs only it needs
+        (rig.data / "sub" / f"f{n:02d}.bin").write_bytes(
+            random.Random(50 + n).randbytes(FILE_BYTES)
+        )
+    real_delete = store.delete
+
+    def killed_at_the_index(cid: str, *, remote: bool, local: bool) -> None:
+        if cid == first and remote:
+            raise KeyboardInterrupt("kill -9 while retiring")  # not caught: the process dies
+        real_delete(cid, remote=remote, local=local)
+
+    monkeypatch.setattr(store, "delete", killed_at_the_index)
+    rig.request({"archive_paths": ["/app/data"]})
+    with pytest.raises(KeyboardInterrupt):
+        rig.publisher.publish_pending(NOW + 10)
+    monkeypatch.setattr(store, "delete", real_delete)
+    second = rig.response()["cid"]
+    assert json.loads(registry.hget(C.CHAINSTORE_HKEY, "key-1") or "")["cid"] == second
+    live = _index(rig, second)
+    assert all(store.stored(p) is not None for p in live.packs())  # the live one is whole
+    assert first in store.cids()  # its index outlived the kill
+
+    restarted = make_rig(tmp_path, store=store, registry=registry, archive_format="chunked")
+    restarted.publisher.recover()
+    (rig.data / "notes.txt").write_text("third\n")
+    third = _publish(restarted, NOW + 20)
+    assert store.cids() == {third, *_index(restarted, third).packs()}
+    deletions = [e.data["deletion"]["deletion_succeeded"] for e in restarted.history.entries()]
+    assert deletions == [True, True, None]
+
+
+def test_keep_snapshots_applies_to_tar_snapshots_too(tmp_path: Path) -> None:
+    _data(tmp_path)
+    rig = make_rig(tmp_path, keep_snapshots=2)
+    cids = []
+    for n in range(3):
+        (rig.data / "notes.txt").write_text(f"version {n}\n")
+        cids.append(_publish(rig, NOW + 10 * n))
+    assert _memory(rig).cids() == {cids[1], cids[2]}
