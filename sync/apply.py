@@ -244,7 +244,11 @@ class ApplyTransaction:
     def _set_dir_mtimes(self) -> None:
         for op in self._journal.ops():
             if op.kind == KIND_DIR:
-                os.utime(op.host_path, (op.mtime, op.mtime), follow_symlinks=False)
+                if op.mtime_ns is not None:
+                    ns = (op.mtime_ns, op.mtime_ns)
+                    os.utime(op.host_path, ns=ns, follow_symlinks=False)
+                else:
+                    os.utime(op.host_path, (op.mtime, op.mtime), follow_symlinks=False)
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -278,7 +282,10 @@ def _write_file(target: str, data: IO[bytes], op: PlannedOp, uid: int, gid: int)
         shutil.copyfileobj(data, out, _COPY_CHUNK)
         os.fchown(out.fileno(), uid, gid)
         os.fchmod(out.fileno(), file_mode(op.mode))
-        os.utime(out.fileno(), (op.mtime, op.mtime))
+        if op.mtime_ns is not None:
+            os.utime(out.fileno(), ns=(op.mtime_ns, op.mtime_ns))
+        else:
+            os.utime(out.fileno(), (op.mtime, op.mtime))
 
 
 def _describe(exc: BaseException) -> str:

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ..errors import CarError, RequestRejected, SyncError
 from . import constants as C
 from .archive import ArchiveInfo, ArchiveWriter, build_archive
 from .container_control import ContainerControl
-from .paths import PathResolver
+from .paths import PathResolver, ResolvedPath
 from .records import SyncRequest
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,14 @@ class Captured:
     info: ArchiveInfo
     seconds: float
     downtime: float
+
+
+def remove_capture(path: Path) -> None:
+    """Remove a capture's local output: an archive file, or a chunked staging directory."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 class SnapshotCapture:
@@ -73,14 +85,38 @@ class SnapshotCapture:
         started = self._monotonic()
         if request.provider_capture == C.CAPTURE_ONLINE:
             return Captured(self._build_online(request, dest), self._monotonic() - started, 0.0)
+        info, downtime = self.stopped(lambda: self._build_offline(request, dest))
+        return Captured(info, self._monotonic() - started, downtime)
+
+    def stopped(self, build: Callable[[], T]) -> tuple[T, float]:
+        """Run ``build`` with the app stopped; start it again as soon as ``build`` returns.
+
+        Returns:
+            (what ``build`` returned, the downtime in seconds).
+
+        Raises:
+            SyncError: stage ``runtime_stop`` (``build`` did not run, app left running),
+                or whatever ``build`` raised (the app was started again).
+        """
         stop_began = self._monotonic()
         self._stop()
         try:
-            info = self._build_offline(request, dest)
+            result = build()
         finally:
-            self._restart()  # as soon as the archive is complete, before any upload
+            self._restart()  # as soon as the capture is complete, before any upload
             downtime = self._monotonic() - stop_began
-        return Captured(info, self._monotonic() - started, downtime)
+        return result, downtime
+
+    def sources(self, request: SyncRequest) -> list[ResolvedPath]:
+        """The request's paths resolved for reading, now (the app may have planted a link).
+
+        Raises:
+            SyncError: stage ``archive_build``; a path that no longer resolves safely.
+        """
+        try:
+            return [self.resolver.resolve_for_read(p) for p in request.archive_paths]
+        except RequestRejected as exc:
+            raise SyncError(exc.message, stage=C.STAGE_ARCHIVE_BUILD) from exc
 
     def _stop(self) -> None:
         try:
@@ -95,9 +131,9 @@ class SnapshotCapture:
 
     def _build_offline(self, request: SyncRequest, dest: Path) -> ArchiveInfo:
         s = self.settings
+        # Re-resolve now that the app is stopped: it may have planted a link since.
+        sources = self.sources(request)
         try:
-            # Re-resolve now that the app is stopped: it may have planted a link since.
-            sources = [self.resolver.resolve_for_read(p) for p in request.archive_paths]
             return build_archive(
                 sources,
                 dest,
@@ -105,8 +141,6 @@ class SnapshotCapture:
                 level=s.compression_level,
                 max_bytes=s.max_archive_bytes,
             )
-        except RequestRejected as exc:
-            raise SyncError(exc.message, stage=C.STAGE_ARCHIVE_BUILD) from exc
         except OSError as exc:
             self._log.error("writing the archive failed: %s", exc)
             raise SyncError(

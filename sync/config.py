@@ -41,9 +41,9 @@ def cross_field_problems(
     if (
         isinstance(level, int)
         and not isinstance(level, bool)
-        and archive_format in C.ARCHIVE_FORMATS
+        and archive_format in C.SNAPSHOT_FORMATS
     ):
-        hi = 19 if archive_format == C.ARCHIVE_FORMAT_ZST else 9
+        hi = 9 if archive_format == C.ARCHIVE_FORMAT_GZ else 19  # gzip, else zstd
         if not 1 <= level <= hi:
             problems.append(f"COMPRESSION_LEVEL: must be 1-{hi} for {archive_format}, got {level}")
     return problems
@@ -54,7 +54,7 @@ def _raw_cross_field_problems(raw: dict[str, Any]) -> list[str]:
         raw.get("ENABLED") is True,
         raw.get("KEY"),
         raw.get("TYPE"),
-        raw.get("ARCHIVE_FORMAT", C.ARCHIVE_FORMAT_ZST),
+        raw.get("ARCHIVE_FORMAT", C.DEFAULT_ARCHIVE_FORMAT),
         raw.get("COMPRESSION_LEVEL"),
     )
 
@@ -95,11 +95,15 @@ class SyncConfig(BaseModel):
         alias="CONSUMER_APPLY_MODE",
         description='one of "offline_restart", "online_no_restart", "online_restart"',
     )
-    archive_format: Literal["tar.zst", "tar.gz"] = Field(
-        C.ARCHIVE_FORMAT_ZST, alias="ARCHIVE_FORMAT", description='"tar.zst" or "tar.gz"'
+    archive_format: Literal["tar.zst", "tar.gz", "chunked"] = Field(
+        C.DEFAULT_ARCHIVE_FORMAT,
+        alias="ARCHIVE_FORMAT",
+        description='"chunked", "tar.zst" or "tar.gz"',
     )
     compression_level: Annotated[int, Strict()] | None = Field(
-        None, alias="COMPRESSION_LEVEL", description="an integer (zstd 1-19, gzip 1-9)"
+        None,
+        alias="COMPRESSION_LEVEL",
+        description="an integer (zstd 1-19 for tar.zst and chunked, gzip 1-9)",
     )
     max_archive_bytes: PositiveInt = Field(
         C.DEFAULT_MAX_ARCHIVE_BYTES, alias="MAX_ARCHIVE_BYTES", description="an integer >= 1"
@@ -116,6 +120,11 @@ class SyncConfig(BaseModel):
         ge=0,
         le=C.MAX_PUBLISH_RETRY_SECONDS,
         description=f"a number of seconds from 0 to {C.MAX_PUBLISH_RETRY_SECONDS}",
+    )
+    keep_snapshots: PositiveInt = Field(
+        C.DEFAULT_KEEP_SNAPSHOTS,
+        alias="KEEP_SNAPSHOTS",
+        description="an integer >= 1 (published snapshots the provider keeps in the store)",
     )
     trusted_node_ids: list[Annotated[str, Strict()]] | None = Field(
         None, alias="TRUSTED_NODE_IDS", description="null or a list of node id strings"
@@ -136,9 +145,9 @@ class SyncConfig(BaseModel):
         """The configured level, or the format's default."""
         if self.compression_level is not None:
             return self.compression_level
-        if self.archive_format == C.ARCHIVE_FORMAT_ZST:
-            return C.DEFAULT_ZSTD_LEVEL
-        return C.DEFAULT_GZIP_LEVEL
+        if self.archive_format == C.ARCHIVE_FORMAT_GZ:
+            return C.DEFAULT_GZIP_LEVEL
+        return C.DEFAULT_ZSTD_LEVEL  # tar.zst, and each chunk of a chunked snapshot
 
     @property
     def effective_max_unpacked_bytes(self) -> int:

@@ -91,7 +91,12 @@ CHAINSTORE_HKEY: Final = "CHAINSTORE_SYNC"
 MANIFEST_SCHEMA_VERSION: Final = 1
 ARCHIVE_FORMAT_ZST: Final = "tar.zst"
 ARCHIVE_FORMAT_GZ: Final = "tar.gz"
-ARCHIVE_FORMATS: Final = (ARCHIVE_FORMAT_ZST, ARCHIVE_FORMAT_GZ)
+ARCHIVE_FORMATS: Final = (ARCHIVE_FORMAT_ZST, ARCHIVE_FORMAT_GZ)  # the tar formats
+# Content-defined chunks in pack blobs plus one index blob (docs/FORMAT.md "Chunked
+# snapshots"); the record's cid is the index's.
+ARCHIVE_FORMAT_CHUNKED: Final = "chunked"
+SNAPSHOT_FORMATS: Final = (*ARCHIVE_FORMATS, ARCHIVE_FORMAT_CHUNKED)
+DEFAULT_ARCHIVE_FORMAT: Final = ARCHIVE_FORMAT_CHUNKED  # SYNC.ARCHIVE_FORMAT when unset
 ENCRYPTION_DEFAULT: Final = "r1fs-default"
 KNOWN_ENCRYPTIONS: Final = (ENCRYPTION_DEFAULT,)
 DEFAULT_ZSTD_LEVEL: Final = 3
@@ -110,6 +115,7 @@ DEFAULT_MAX_ARCHIVE_BYTES: Final = 10 * GIB
 UNPACKED_TO_ARCHIVE_RATIO: Final = 4
 DEFAULT_MAX_MEMBERS: Final = 1_000_000
 MAX_SYNC_KEY_CHARS: Final = 128
+DEFAULT_KEEP_SNAPSHOTS: Final = 1  # provider: published snapshots kept in the store
 
 # --- quarantine backoff (README, "Consumer") -------------------------------------------
 QUARANTINE_BASE_SECONDS: Final = 60.0
@@ -127,7 +133,9 @@ PENDING_REPORT_FILE: Final = "pending_report.json"  # an apply's report, owed un
 HALT_FILE: Final = "halt.json"
 QUARANTINE_FILE: Final = "quarantine.json"
 UNRECORDED_CIDS_FILE: Final = "unrecorded_cids.json"  # provider: published, not in history
-STAGING_DIR: Final = "staging"
+STAGING_DIR: Final = "staging"  # consumer: chunks of a chunked snapshot, fetched before the stop
+CHUNK_FACTS_FILE: Final = "chunk_source_facts.zst"  # provider: file facts of the last index
+APPLIED_FILES_FILE: Final = "applied_files.zst"  # consumer: what the last chunked apply wrote
 OUTPUT_DIR: Final = _layout.OUTPUT_DIR
 
 APPLY_STATE_PREPARING: Final = "preparing"

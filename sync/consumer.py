@@ -22,31 +22,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import (
-    ApplyFailed,
-    BlobCorrupt,
-    BlobTooLarge,
-    CarError,
-    SnapshotInvalid,
-    StoreError,
-    TransientError,
-)
+from ..errors import ApplyFailed, CarError, TransientError
 from ..stores.base import BlobStore
 from . import constants as C
 from . import quarantine as Q
 from .apply import ApplyTransaction, StepHook
 from .apply_report import ApplyOutcome, ApplyReporter
 from .apply_state import ApplyState
+from .chunked_apply import clear_staging
 from .container_control import ContainerControl
 from .journal import Journal
 from .paths import PathResolver
-from .preflight import (
-    ConsumerLimits,
-    DigestMismatch,
-    NoSpace,
-    validate_record,
-    verify_archive,
-)
+from .preflight import ConsumerLimits
+from .prepare import PreflightFailed, SnapshotPreparer
 from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
 from .records import RecordInvalid, SyncRecord, parse_record
@@ -64,15 +52,6 @@ class ConsumerSettings:
     limits: ConsumerLimits = field(default_factory=ConsumerLimits)
 
 
-class _PreflightFailed(Exception):
-    """Internal: a preflight step failed with a quarantine kind."""
-
-    def __init__(self, kind: str, exc: BaseException) -> None:
-        super().__init__(str(exc))
-        self.kind = kind
-        self.exc = exc
-
-
 # The stage label of a failure whose exception carries none (store errors,
 # container errors): what ``car sync status`` and current_apply.json show.
 _KIND_STAGES = {
@@ -84,19 +63,6 @@ _KIND_STAGES = {
     Q.KIND_STOP: C.STAGE_RUNTIME_STOP,
     Q.KIND_COMMIT: C.STAGE_COMMIT,
 }
-
-
-def _failure_kind(exc: BaseException) -> str:
-    if isinstance(exc, NoSpace):
-        return Q.KIND_SPACE
-    # The bytes under the CID do not match the record (content, or a size it understated).
-    if isinstance(exc, (DigestMismatch, BlobCorrupt, BlobTooLarge)):
-        return Q.KIND_DIGEST
-    if isinstance(exc, StoreError):
-        return Q.KIND_DOWNLOAD
-    if isinstance(exc, SnapshotInvalid) and exc.stage == C.STAGE_EXTRACT:
-        return Q.KIND_EXTRACT
-    return Q.KIND_VALIDATION
 
 
 class SnapshotConsumer:
@@ -128,6 +94,17 @@ class SnapshotConsumer:
         self._recovery = StartupRecovery(self.state, self.quarantine, self._journal, resolver, log)
         self._reporter = ApplyReporter(settings, store, log)
         self._store_outage = OutageLog(f"blob store {store.describe()}", log)
+        self._preparer = SnapshotPreparer(
+            settings.sync_state_dir,
+            settings.limits,
+            store,
+            resolver,
+            self._journal,
+            self._store_outage,
+            log,
+            monotonic=monotonic,
+            on_step=on_step,
+        )
         self._halt_logged = False
 
     # --- halt ------------------------------------------------------------------------
@@ -177,6 +154,7 @@ class SnapshotConsumer:
         """Resolve an unfinished apply journal before the container starts."""
         self._recovery.run(time.time() if now is None else now)
         self._sweep_downloads()  # after recovery: an apply it finished keeps its copy
+        clear_staging(self._settings.sync_state_dir, self._log)
 
     # --- steps -----------------------------------------------------------------------
     def _sweep_downloads(self) -> None:
@@ -248,10 +226,10 @@ class SnapshotConsumer:
     def _apply(self, record: SyncRecord, now: float) -> ApplyOutcome | None:
         start = self._mono()
         self.state.begin_prepare(record.cid, record.version, now=now)
-        txn = ApplyTransaction(self._journal, self._resolver, self._log, on_step=self._on_step)
+        txn = self._preparer.transaction(record)
         try:
-            download_s = self._preflight(record, txn)
-        except _PreflightFailed as failed:
+            download_s = self._preparer.prepare(record, txn)
+        except PreflightFailed as failed:
             txn.rollback()  # drops a partial plan; no volume was touched
             return self._quarantine_failure(record, failed.kind, failed.exc, now, stopped=False)
         except TransientError as exc:
@@ -263,43 +241,6 @@ class SnapshotConsumer:
             return None
         durations = Durations(download=download_s, prepare=self._mono() - start - download_s)
         return self._stop_commit_start(record, txn, durations, now)
-
-    def _preflight(self, record: SyncRecord, txn: ApplyTransaction) -> float:
-        """Validate, download, verify and stage; returns the download seconds."""
-        try:
-            validate_record(record, self._settings.limits, self._resolver)
-        except SnapshotInvalid as exc:
-            raise _PreflightFailed(Q.KIND_VALIDATION, exc) from exc
-        t0 = self._mono()
-        try:
-            # max_bytes: the manifest's size, already checked against MAX_ARCHIVE_BYTES, so
-            # a record that lies about its size cannot make the download fill the disk.
-            archive = self._store.get(
-                record.cid,
-                sha256=record.manifest.archive_sha256,
-                max_bytes=record.manifest.archive_size_bytes,
-            )
-        except TransientError:
-            raise
-        except StoreError as exc:
-            raise _PreflightFailed(_failure_kind(exc), exc) from exc
-        self._store_outage.ok()
-        download_s = self._mono() - t0
-        try:
-            # get() already hashed the copy against a sha2-256 CID: no second full read.
-            verify_archive(archive, record, verified_by_store=True)
-        except DigestMismatch as exc:
-            self._store.delete(record.cid, remote=False, local=True)
-            raise _PreflightFailed(Q.KIND_DIGEST, exc) from exc
-        try:
-            txn.stage(archive, record, self._settings.limits)
-        except (SnapshotInvalid, OSError) as exc:
-            kind = Q.KIND_EXTRACT if isinstance(exc, OSError) else _failure_kind(exc)
-            raise _PreflightFailed(kind, exc) from exc
-        except Exception as exc:  # a member no check foresaw: refused, never retried each tick
-            self._log.exception("staging of %s failed unexpectedly", record.cid)
-            raise _PreflightFailed(Q.KIND_EXTRACT, exc) from exc
-        return download_s
 
     def _stop_commit_start(
         self, record: SyncRecord, txn: ApplyTransaction, durations: Durations, now: float

@@ -52,6 +52,8 @@ class PlannedOp:
     size: int
     mode: int
     mtime: float
+    # Exact nanoseconds when the snapshot has them (chunked); tar members have seconds.
+    mtime_ns: int | None = None
 
     def to_line(self) -> str:
         # Built by hand: dataclasses.asdict deep-copies and is ~10x slower per member.

@@ -27,7 +27,9 @@ from ..stores.base import BlobStore
 from ..stores.factory import default_store_url, open_store
 from ..stores.progress import ProgressStore
 from ..volumes.binding import VolumeBinding
+from . import constants as C
 from .backend_gate import BackendGate
+from .chunked_publish import ChunkedSnapshotPublisher
 from .config import SyncConfig
 from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
@@ -247,12 +249,18 @@ def _publisher(
         allow_online=cfg.allow_online_provider_capture,
         max_archive_bytes=cfg.max_archive_bytes,
         publish_retry_seconds=cfg.publish_retry_seconds,
+        keep_snapshots=cfg.keep_snapshots,
     )
     control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
     targets = PublishTargets(
         store=store, registry=registry, history=HistoryLog(site.paths.history_sent)
     )
-    return SnapshotPublisher(config, control, resolver, containers, targets, log=log)
+    kind = (
+        ChunkedSnapshotPublisher
+        if cfg.archive_format == C.ARCHIVE_FORMAT_CHUNKED
+        else SnapshotPublisher
+    )
+    return kind(config, control, resolver, containers, targets, log=log)
 
 
 def _consumer(

@@ -97,7 +97,7 @@ def validate_record(record: SyncRecord, limits: ConsumerLimits, resolver: PathRe
             f"manifest.schema_version: {m.schema_version} is newer than the supported "
             f"{C.MANIFEST_SCHEMA_VERSION}"
         )
-    if m.archive_format not in C.ARCHIVE_FORMATS:
+    if m.archive_format not in C.SNAPSHOT_FORMATS:
         reasons.append(f"manifest.archive_format: unknown format {m.archive_format!r}")
     if m.encryption not in C.KNOWN_ENCRYPTIONS:
         reasons.append(f"manifest.encryption: unknown encryption {m.encryption!r}")

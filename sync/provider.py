@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,9 @@ from ..stores.base import BlobStore
 from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
 from .archive import ArchiveInfo
-from .capture import ArchiveSettings, SnapshotCapture
+from .capture import ArchiveSettings, SnapshotCapture, remove_capture
+from .chunked_retention import retire_published
+from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
 from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
@@ -42,7 +43,7 @@ from .history import HistoryLog
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
-from .retention import UnrecordedCids, delete_unpublished, retire_superseded
+from .retention import UnrecordedCids, delete_unpublished
 from .state_records import SentDurations, SentEntry
 
 _log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class PublisherConfig:
     allow_online: bool = False
     max_archive_bytes: int | None = C.DEFAULT_MAX_ARCHIVE_BYTES
     publish_retry_seconds: float = C.DEFAULT_PUBLISH_RETRY_SECONDS
+    keep_snapshots: int = C.DEFAULT_KEEP_SNAPSHOTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ class SnapshotPublisher:
         """
         for path in self.config.work_dir.glob("snapshot-*"):
             try:
-                path.unlink()
+                remove_capture(path)
             except OSError as exc:
                 self._log.warning("could not remove stale archive %s: %s", path.name, exc)
             else:
@@ -182,7 +184,7 @@ class SnapshotPublisher:
             return self._guarded(run, lambda: self._publish(run))
         finally:  # once uploaded, the store holds the snapshot: a waiting publish needs no file
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(archive)
+                remove_capture(archive)
 
     def shutdown(self) -> PublishOutcome | None:
         """The runner stops: a publish waiting for the registry gets one last attempt.
@@ -260,17 +262,21 @@ class SnapshotPublisher:
             record.manifest.archive_size_bytes,
             run.downtime,
         )
-        retire_superseded(
-            self.targets.history,
-            self.targets.store,
-            cid,
-            remote=True,
-            local=True,
-            now=run.now,
-            log=self._log,
-        )
+        self._retire(cid, run.now)
         self._unrecorded.retire(self.targets.store, keep=cid)
         return PublishOutcome("ok", {**response, "status": "ok"}, cid=cid)
+
+    def _retire(self, keep_cid: str, now: float, newest_index: SnapshotIndex | None = None) -> None:
+        """Delete what ``KEEP_SNAPSHOTS`` no longer keeps (docs/FORMAT.md); never raises."""
+        retire_published(
+            self.targets.history,
+            self.targets.store,
+            keep_cid,
+            keep=self.config.keep_snapshots,
+            newest_index=newest_index,
+            now=now,
+            log=self._log,
+        )
 
     # --- claim and validate -----------------------------------------------------------------
     def _claim(self) -> ClaimedRequest | None:

@@ -103,8 +103,10 @@ class ChunkedSnapshotWriter:
         threads: int = 2,
         pack_target_bytes: int = K.PACK_TARGET_BYTES,
         chunker: Chunker | None = None,
+        level: int = K.ZSTD_LEVEL,
     ) -> None:
         self.staging_dir = staging_dir
+        self.level = level  # zstd level of each chunk (readers need not know it)
         self._ids = chunk_ids
         self._threads = threads
         self._pack_target = pack_target_bytes
@@ -264,7 +266,7 @@ class _Capture:
             return _Encoded(digest, len(data), None, False)
         compressor = getattr(self._local, "compressor", None)
         if compressor is None:
-            compressor = self._local.compressor = zstandard.ZstdCompressor(level=K.ZSTD_LEVEL)
+            compressor = self._local.compressor = zstandard.ZstdCompressor(level=self._w.level)
         payload, compressed = encode_chunk(data, compressor)
         return _Encoded(digest, len(data), payload, compressed)
 

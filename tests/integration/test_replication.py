@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from container_apps.layout import DataDir
+from container_apps.sync.chunks.index_parse import parse_index
 from container_apps.tests.integration.conftest import (
     BOOT_REPORT_APP,
     DIGEST_SH,
@@ -122,7 +123,11 @@ def test_provider_publish_converges_two_consumers_on_the_same_bytes(
             assert not (d / "shared").exists()
         s3 = request.getfixturevalue("s3_server").client()
         listed = s3.list_objects_v2(Bucket=backend.s3_bucket, Prefix="car/")
-        assert [o["Key"] for o in listed.get("Contents", [])] == [f"car/{response['cid']}"]
+        index = s3.get_object(Bucket=backend.s3_bucket, Key=f"car/{response['cid']}")
+        packs = parse_index(index["Body"].read()).packs()  # the default format is chunked
+        assert sorted(o["Key"] for o in listed.get("Contents", [])) == sorted(
+            f"car/{cid}" for cid in [response["cid"], *packs]
+        )
     runners.stop_all()
     assert_nothing_left(docker_client, *set(dirs))
 
@@ -224,3 +229,70 @@ def test_consumer_started_after_the_publish_applies_before_its_first_start(
     assert entry["cid"] == response["cid"] and entry["downtime_seconds"] == 0
     runners.stop_all()
     assert_nothing_left(docker_client, data)
+
+
+def _stored(backend: Backend, data_dir: Path, request: pytest.FixtureRequest) -> dict[str, int]:
+    """Blob name -> size in the store the runners share."""
+    if backend.shared_data_dir:
+        blobs = DataDir(data_dir).shared_blobs
+        return {p.name: p.stat().st_size for p in blobs.iterdir() if not p.name.startswith(".")}
+    s3 = request.getfixturevalue("s3_server").client()
+    listed = s3.list_objects_v2(Bucket=backend.s3_bucket, Prefix="car/")
+    return {o["Key"].removeprefix("car/"): o["Size"] for o in listed.get("Contents", [])}
+
+
+def _inodes(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.lstat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def test_chunked_snapshots_replicate_and_a_one_file_change_moves_only_that_file(
+    runners: Runners, docker_client: Any, backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    key = unique("chunked")
+    shared = runners.data_dir("shared-data")
+    dirs = (
+        [shared] * 2
+        if backend.shared_data_dir
+        else [runners.data_dir(n) for n in ("prov-data", "cons-data")]
+    )
+    configs = [
+        base_config(unique(role[:4]), role, key, storage=backend.storage)
+        for role in ("provider", "consumer")
+    ]
+    for config in configs:
+        config["SYNC"]["ARCHIVE_FORMAT"] = "chunked"
+    provider, consumer = (runners.start(c, d) for c, d in zip(configs, dirs, strict=True))
+    many = "mkdir -p /app/data/many && for i in 1 2 3 4 5 6 7 8 9 10 11 12; do " + (
+        "head -c 262144 /dev/urandom > /app/data/many/f$i.bin; done"
+    )
+    app_sh(docker_client, provider, f"{write_payload_sh('one')} && {many}")
+    app_sh(docker_client, provider, write_request_sh(request_json(request_id="c1")))
+    first = wait_response(provider)
+    wait_applied(docker_client, consumer, first["cid"])
+    digest = app_sh(docker_client, provider, DIGEST_SH).strip()
+    assert app_sh(docker_client, consumer, DIGEST_SH).strip() == digest
+    if backend.shared_data_dir:
+        record = read_json_text(registry_record(dirs[0], key))
+        assert record["manifest"]["archive_format"] == "chunked"
+    before_store = _stored(backend, dirs[0], request)
+    assert first["cid"] in before_store and len(before_store) >= 2  # the index and its packs
+    before = _inodes(consumer.data_mount)
+
+    app_sh(docker_client, provider, "echo 'payload two' > /app/data/payload.txt")
+    app_sh(docker_client, provider, write_request_sh(request_json(request_id="c2")))
+    second = wait_response(provider, not_cid=first["cid"])
+    wait_applied(docker_client, consumer, second["cid"])
+    assert app_sh(docker_client, consumer, "cat /app/data/payload.txt") == "payload two\n"
+    assert (
+        app_sh(docker_client, consumer, DIGEST_SH).strip()
+        == app_sh(docker_client, provider, DIGEST_SH).strip()
+    )
+    after = _inodes(consumer.data_mount)
+    assert {p for p in after if before.get(p) != after[p]} == {"payload.txt"}
+    store = _stored(backend, dirs[0], request)
+    added = sum(size for name, size in store.items() if name not in before_store)
+    assert added < 64 * 1024, added  # a new small pack and the index, not 3 MiB again
+    assert first["cid"] not in store  # the superseded index is retired...
+    assert set(before_store) - {first["cid"]} <= set(store)  # ...its packs are still needed
+    runners.stop_all()
+    assert_nothing_left(docker_client, *set(dirs))

@@ -15,6 +15,7 @@ import zstandard
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync import constants as C
+from container_apps.sync.chunked_publish import ChunkedSnapshotPublisher
 from container_apps.sync.control_files import ControlDir
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.paths import PathResolver
@@ -75,6 +76,7 @@ def make_rig(
     data: Path | None = None,
     bindings: list[VolumeBinding] | None = None,
     monotonic: Callable[[], float] | None = None,
+    publisher_cls: type[SnapshotPublisher] = SnapshotPublisher,
     **cfg: Any,
 ) -> Rig:
     control_dir = tmp_path / "volume-sync"
@@ -95,7 +97,9 @@ def make_rig(
         sync_key="key-1", node_id="node-a", work_dir=work, state_dir=tmp_path / "state", **cfg
     )
     resolver = PathResolver(bindings or [VolumeBinding("data", "fixed", data, "/app/data")])
-    publisher = SnapshotPublisher(
+    if cfg.get("archive_format") == C.ARCHIVE_FORMAT_CHUNKED:
+        publisher_cls = ChunkedSnapshotPublisher
+    publisher = publisher_cls(
         config,
         ControlDir(control_dir, "node-a", FakeClock(NOW + 1)),
         resolver,

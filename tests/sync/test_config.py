@@ -24,7 +24,7 @@ def test_defaults_are_the_spec_table() -> None:
     assert (cfg.poll_interval, cfg.hsync_poll_interval) == (10.0, 60.0)
     assert cfg.allow_online_provider_capture is False
     assert cfg.effective_apply_mode == C.APPLY_OFFLINE_RESTART
-    assert cfg.archive_format == C.ARCHIVE_FORMAT_ZST and cfg.effective_compression_level == 3
+    assert cfg.archive_format == C.ARCHIVE_FORMAT_CHUNKED and cfg.effective_compression_level == 3
     assert cfg.max_archive_bytes == 10 * 1024**3
     assert cfg.effective_max_unpacked_bytes == 4 * cfg.max_archive_bytes
     assert cfg.max_members == 1_000_000 and cfg.trusted_node_ids is None
@@ -56,6 +56,9 @@ def test_max_unpacked_bytes_defaults_to_four_times_the_configured_archive_limit(
         ({"COMPRESSION_LEVEL": 0}, "SYNC.COMPRESSION_LEVEL"),
         ({"MAX_ARCHIVE_BYTES": 0}, "SYNC.MAX_ARCHIVE_BYTES"),
         ({"MAX_MEMBERS": 0}, "SYNC.MAX_MEMBERS"),
+        ({"ARCHIVE_FORMAT": "chunked", "COMPRESSION_LEVEL": 20}, "SYNC.COMPRESSION_LEVEL"),
+        ({"KEEP_SNAPSHOTS": 0}, "SYNC.KEEP_SNAPSHOTS"),
+        ({"KEEP_SNAPSHOTS": 1.5}, "SYNC.KEEP_SNAPSHOTS"),
         ({"PUBLISH_RETRY_SECONDS": -1}, "SYNC.PUBLISH_RETRY_SECONDS"),
         ({"PUBLISH_RETRY_SECONDS": 3601}, "SYNC.PUBLISH_RETRY_SECONDS"),
         ({"PUBLISH_RETRY_SECONDS": "60"}, "SYNC.PUBLISH_RETRY_SECONDS"),
@@ -82,6 +85,16 @@ def test_limits_at_the_boundaries_are_accepted() -> None:
             SyncConfig.parse({**BASE, "PUBLISH_RETRY_SECONDS": seconds}).publish_retry_seconds
             == seconds
         )
+
+
+def test_chunked_format_takes_a_zstd_level_and_keep_snapshots_counts_snapshots() -> None:
+    cfg = SyncConfig.parse({**BASE, "ARCHIVE_FORMAT": "chunked", "KEEP_SNAPSHOTS": 3})
+    assert cfg.archive_format == C.ARCHIVE_FORMAT_CHUNKED
+    assert cfg.effective_compression_level == C.DEFAULT_ZSTD_LEVEL
+    assert cfg.keep_snapshots == 3
+    assert SyncConfig.parse({**BASE}).keep_snapshots == 1
+    level = SyncConfig.parse({**BASE, "ARCHIVE_FORMAT": "chunked", "COMPRESSION_LEVEL": 19})
+    assert level.effective_compression_level == 19
 
 
 def test_publish_retry_seconds_message_names_the_range() -> None:
