@@ -62,12 +62,15 @@ class RemovalPlanner:
             if op.kind in (KIND_DIR, KIND_PARENT):
                 dirs.add(op.host_path)
         removals: list[PlannedOp] = []
+        seen: set[str] = set()
         for scope in dict.fromkeys(archive_paths):
             root = self._root(scope, dirs)
             if root is None:
                 continue
             for resolved in self._walk(root, held):
-                removals.append(_removal(first_index + len(removals), resolved))
+                if str(resolved.host_path) not in seen:  # nested archive paths meet twice
+                    seen.add(str(resolved.host_path))
+                    removals.append(_removal(first_index + len(removals), resolved))
         return removals
 
     def _root(self, scope: str, dirs: set[str]) -> ResolvedPath | None:
@@ -90,9 +93,9 @@ class RemovalPlanner:
         stack = [root]
         while stack:
             current = stack.pop()
-            with os.scandir(current.host_path) as entries:
-                names = sorted(e.name for e in entries)
-            for name in names:
+            with os.scandir(current.host_path) as entries:  # d_type: no lstat per entry
+                found = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in entries)
+            for name, is_dir in found:
                 if not current.relative and (name.startswith(RESERVED_PREFIX) or name == _FSCK_DIR):
                     continue  # the runner's own backup dirs, the filesystem's fsck dir
                 child = self._child(current, name)
@@ -101,7 +104,7 @@ class RemovalPlanner:
                 host = str(child.host_path)
                 if host not in held:
                     yield child
-                elif stat.S_ISDIR(os.lstat(host).st_mode):
+                elif is_dir:
                     stack.append(child)
 
     def _child(self, parent: ResolvedPath, name: str) -> ResolvedPath | None:

@@ -17,7 +17,16 @@ from container_apps.sync.journal import Journal
 from container_apps.sync.mirror import KIND_REMOVE
 from container_apps.sync.rollback import recover
 from container_apps.tests.support.apply_kill import kill_commit
-from container_apps.tests.support.consumer_rig import LOG, Env, leftovers, make_env
+from container_apps.tests.support.consumer_rig import (
+    LOG,
+    Env,
+    build_snapshot,
+    d,
+    f,
+    leftovers,
+    make_env,
+    make_record,
+)
 from container_apps.tests.support.mirror_rig import (
     MIRRORED,
     NEW_DB,
@@ -136,3 +145,18 @@ def test_a_mirror_commit_killed_with_sigkill_recovers_to_exactly_old_or_new(
     else:
         assert after == before
     assert leftovers(root) == []
+
+
+def test_mirror_never_leaves_the_snapshots_archive_paths(
+    tmp_path: Path, make_loop_volume: Callable[..., object]
+) -> None:
+    env = _env(tmp_path, make_loop_volume, C.APPLY_MODE_MIRROR)
+    before = _mine(env)
+    entries = [d("app/data/sub"), f("app/data/sub/keep.txt", b"keep")]
+    archive = build_snapshot(tmp_path / "sub.tar.zst", entries)
+    # Nested archive paths: the walk of both meets sub/old.txt; it is removed once.
+    env.publish(archive, make_record(archive, archive_paths=("/app/data/sub", "/app/data/sub/")))
+    outcome = env.consumer.tick(NOW + 1)
+    assert outcome is not None and outcome.applied, outcome
+    assert _mine(env) == (before - {"sub/old.txt"}) | {"sub/keep.txt"}  # the rest stays
+    assert (env.volume / "app.db-wal").exists()
