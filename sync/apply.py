@@ -4,10 +4,12 @@
   (``sync/staging.py``); nothing in a volume is touched.
 - ``commit()`` (app stopped): write the journal header (fsync) before the first
   write, then apply the plan in order with overlay semantics: a snapshot entry
-  replaces the entry at its path, everything else is kept. A replaced entry is first
-  *renamed* into the per-apply backup dir ``<volume root>/.car-sync-<apply id>/`` (same
-  filesystem, so it is a rename, not a copy); new entries and changed directory
-  metadata get markers there (``sync/rollback.py``). Any error rolls back in reverse.
+  replaces the entry at its path, everything else is kept (in mirror mode,
+  ``sync/mirror.py``, what the snapshot lacks is then removed, journaled the same way).
+  A replaced entry is first *renamed* into the per-apply backup dir
+  ``<volume root>/.car-sync-<apply id>/`` (same filesystem, so it is a rename, not a
+  copy); new entries and changed directory metadata get markers there
+  (``sync/rollback.py``). Any error rolls back in reverse.
 - ``finish()`` (after the caller recorded the apply): removes the backup dirs and the
   journal, so no runner file remains in the app volume. The backup dir exists only
   while the app is stopped; ``recover()`` removes it before any start after a crash.
@@ -49,6 +51,7 @@ from .journal import (
     JournalHeader,
     PlannedOp,
 )
+from .mirror import KIND_REMOVE, RemovalPlanner, remove
 from .paths import PathResolver, ResolvedPath
 from .preflight import RESERVED_PREFIX, ConsumerLimits, expected_sha256
 from .records import SyncRecord
@@ -83,11 +86,14 @@ class ApplyTransaction:
         log: logging.Logger,
         *,
         on_step: StepHook | None = None,
+        mirror: bool = False,
     ) -> None:
         self._journal = journal
         self._resolver = resolver
         self._log = log
         self._on_step = on_step
+        self._mirror = mirror  # SYNC.APPLY_MODE "mirror": also remove what the snapshot lacks
+        self.removed = 0
         self._plan: StagedPlan | None = None
         self._record: SyncRecord | None = None
         self._header: JournalHeader | None = None
@@ -131,18 +137,21 @@ class ApplyTransaction:
             },
         )
         self._header = header
-        committed = replace(header, state=STATE_COMMITTED)
         try:
+            if self._mirror:  # removals journaled too, before the first write
+                header = self._header = self._with_removals(header)
             self._journal.write_header(header)  # before the first write
             self._run(header, self._plan, expected_sha256(self._record))
             # file data durable before the journal says "committed"
-            sync_filesystems(sorted(self._plan.volumes))
-            self._journal.write_header(committed)
+            sync_filesystems(sorted(header.backup_dirs))
+            self._journal.write_header(replace(header, state=STATE_COMMITTED))
         except Exception as exc:  # any error, expected or a bug: roll back (issue 9)
             # Not BaseException: a KeyboardInterrupt/SystemExit is the process dying, and
             # the journal is then resolved by recover() at the next start.
             self._fail(header, exc)
-        self._header = committed
+        self._header = replace(header, state=STATE_COMMITTED)
+        if self.removed:
+            self._log.info("mirror: removed %d entries the snapshot does not hold", self.removed)
 
     def finish(self) -> bool:
         """Remove the backup dirs and the journal after a successful commit."""
@@ -162,6 +171,24 @@ class ApplyTransaction:
             self._journal.remove()
 
     # --- internals -------------------------------------------------------------------
+    def _with_removals(self, header: JournalHeader) -> JournalHeader:
+        """Plan mirror mode's removals (the app is stopped) and append them to the plan."""
+        assert self._record is not None
+        removals = RemovalPlanner(self._journal, self._resolver, self._log).plan(
+            tuple(self._record.manifest.archive_paths), header.ops
+        )
+        self._journal.append_ops(removals)
+        dirs = dict(header.backup_dirs)
+        for op in removals:
+            dirs.setdefault(
+                op.volume, os.path.join(op.volume, f"{RESERVED_PREFIX}{header.apply_id}")
+            )
+        return replace(header, ops=header.ops + len(removals), backup_dirs=dirs)
+
+    def _remove_op(self, op: PlannedOp, backup_dir: str) -> None:
+        if remove(op, backup_dir, self._resolver):
+            self.removed += 1
+
     def _fail(self, header: JournalHeader, exc: Exception) -> None:
         reason = _describe(exc)
         if isinstance(exc, (OSError, CarError, *DECODE_ERRORS)):
@@ -182,11 +209,14 @@ class ApplyTransaction:
             position = -1
             for op in self._journal.ops():
                 data: IO[bytes] | None = None
-                if op.kind == KIND_FILE:
+                if op.kind == KIND_REMOVE:  # mirror mode, after every member
+                    self._remove_op(op, header.backup_dirs[op.volume])
+                elif op.kind == KIND_FILE:
                     position, member = _advance(members, position, op.ordinal)
                     _check_same(member, op)
                     data = read_member(tar, member)
-                self._apply_op(op, header.backup_dirs[op.volume], data)
+                if op.kind != KIND_REMOVE:
+                    self._apply_op(op, header.backup_dirs[op.volume], data)
                 if self._on_step is not None:
                     self._on_step(op.index)
             for _ in members:  # read to the end so the digest covers every byte

@@ -48,6 +48,7 @@ from .chunks.index import IndexEntry, SnapshotIndex
 from .chunks.index_parse import IndexLimits, parse_index
 from .chunks.reader import ChunkedSnapshotReader
 from .journal import KIND_FILE, Journal, JournalHeader, PlannedOp
+from .mirror import KIND_REMOVE
 from .paths import PathResolver
 from .preflight import ConsumerLimits, DigestMismatch, NoSpace, expected_sha256
 from .records import SyncRecord
@@ -77,8 +78,9 @@ class ChunkedApplyTransaction(ApplyTransaction):
         store: BlobStore,
         state_dir: Path,
         on_step: StepHook | None = None,
+        mirror: bool = False,
     ) -> None:
-        super().__init__(journal, resolver, log, on_step=on_step)
+        super().__init__(journal, resolver, log, on_step=on_step, mirror=mirror)
         self._store = store
         self._state_dir = state_dir
         self._staging = state_dir / C.STAGING_DIR
@@ -173,7 +175,9 @@ class ChunkedApplyTransaction(ApplyTransaction):
             os.mkdir(backup_dir, 0o700)
         for op in self._journal.ops():
             backup_dir = header.backup_dirs[op.volume]
-            if op.kind == KIND_FILE:
+            if op.kind == KIND_REMOVE:  # mirror mode, after every entry
+                self._remove_op(op, backup_dir)
+            elif op.kind == KIND_FILE:
                 self._file_op(op, backup_dir)
             else:
                 self._apply_op(op, backup_dir, None)

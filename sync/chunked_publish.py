@@ -7,7 +7,8 @@ the upload and what is cleaned up afterwards:
 - before the stop, while the app runs: the previous index is fetched from the last
   published snapshot of this provider (its sent history) with the provider's facts
   about it (``sync/chunks/facts.py``). Missing, unreadable, retired or of another
-  format, it is None and the capture is a full one, never a wrong one;
+  format, or with a pack gone from the store (``sync/chunked_reuse.py``), it is None
+  and the capture is a full one, never a wrong one;
 - with the app stopped (or while it runs, for ``provider_capture: "online"``: the
   volumes are read from the host either way): ``ChunkedSnapshotWriter`` walks the
   request's paths, resolved again as for a tar archive and refusing links and special
@@ -42,6 +43,7 @@ from .chunked_retention import (
     newest_cids,
     read_index,
 )
+from .chunked_reuse import missing_packs
 from .chunks.facts import SourceFacts
 from .chunks.index import ChunkRef, SnapshotIndex, known_chunks
 from .chunks.staged import PreviousSnapshot, StagedSnapshot, fetch_previous, upload_staged
@@ -137,15 +139,41 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
         try:
             previous = None if unrecorded else self._previous(latest)
             known = self._known(entries, newest_cids(entries, self.config.keep_snapshots - 1))
+            reusable = self._packs_present(previous, known)
+            if not reusable:  # full; its new packs may equal surviving ones: not disposable
+                previous, known = None, {}
         except StoreUnavailable as exc:
             raise SyncError(
                 "the blob store is unreachable; nothing was captured", stage=C.STAGE_R1FS_UPLOAD
             ) from exc
         live_has_packs = latest is not None and is_chunked(latest)
         self._packs_disposable = (
-            not unrecorded and known is not None and (previous is not None or not live_has_packs)
+            reusable
+            and not unrecorded
+            and known is not None
+            and (previous is not None or not live_has_packs)
         )
         return previous, known or {}
+
+    def _packs_present(
+        self, previous: PreviousSnapshot | None, known: dict[str, ChunkRef] | None
+    ) -> bool:
+        """True if every pack the capture could reuse is still in the store.
+
+        Raises:
+            StoreUnavailable: the store could not be asked.
+        """
+        packs = previous.index.packs() if previous is not None else []
+        packs += [ref.pack for ref in (known or {}).values()]
+        missing = missing_packs(self.targets.store, packs)
+        if missing:
+            self._log.warning(
+                "%d pack(s) of the previous snapshot missing from the blob store (%s); "
+                "full capture",
+                len(missing),
+                ", ".join(missing[:5]),
+            )
+        return not missing
 
     def _previous(self, latest: HistoryEntry | None) -> PreviousSnapshot | None:
         if latest is None or not is_chunked(latest):

@@ -95,6 +95,11 @@ class SyncConfig(BaseModel):
         alias="CONSUMER_APPLY_MODE",
         description='one of "offline_restart", "online_no_restart", "online_restart"',
     )
+    apply_mode: Literal["overlay", "mirror"] = Field(
+        C.APPLY_MODE_OVERLAY,
+        alias="APPLY_MODE",
+        description='"overlay" (keep what the snapshot lacks) or "mirror" (remove it)',
+    )
     archive_format: Literal["tar.zst", "tar.gz", "chunked"] = Field(
         C.DEFAULT_ARCHIVE_FORMAT,
         alias="ARCHIVE_FORMAT",

@@ -71,6 +71,9 @@ APPLY_OFFLINE_RESTART: Final = "offline_restart"
 APPLY_ONLINE_NO_RESTART: Final = "online_no_restart"
 APPLY_ONLINE_RESTART: Final = "online_restart"
 CONSUMER_APPLY_MODES: Final = (APPLY_OFFLINE_RESTART, APPLY_ONLINE_NO_RESTART, APPLY_ONLINE_RESTART)
+# SYNC.APPLY_MODE: keep what the snapshot lacks (overlay) or remove it (mirror, sync/mirror.py)
+APPLY_MODE_OVERLAY: Final = "overlay"
+APPLY_MODE_MIRROR: Final = "mirror"
 
 # --- roles ---------------------------------------------------------------------------
 ROLE_PROVIDER: Final = "provider"

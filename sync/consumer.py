@@ -50,6 +50,7 @@ class ConsumerSettings:
     control_dir: Path  # host path of /r1en_system/volume-sync (for last_apply.json)
     history_dir: Path  # sync_history/received
     limits: ConsumerLimits = field(default_factory=ConsumerLimits)
+    apply_mode: str = C.APPLY_MODE_OVERLAY  # SYNC.APPLY_MODE
 
 
 # The stage label of a failure whose exception carries none (store errors,
@@ -104,6 +105,7 @@ class SnapshotConsumer:
             log,
             monotonic=monotonic,
             on_step=on_step,
+            mirror=settings.apply_mode == C.APPLY_MODE_MIRROR,
         )
         self._halt_logged = False
 

@@ -32,6 +32,7 @@ from .state_fields import read_int, read_str
 KIND_DIR = "dir"  # a directory member: create, or update an existing dir's metadata
 KIND_FILE = "file"  # a regular-file member: create or replace
 KIND_PARENT = "parent"  # an implicit ancestor directory: create if missing
+# (mirror mode adds "remove" ops after these: sync/mirror.py)
 PLAN_FILE = "journal.plan.jsonl"
 
 STATE_COMMITTING = "committing"
@@ -155,6 +156,19 @@ class Journal:
             for line in handle:
                 if line.strip():
                     yield PlannedOp.from_line(line)
+
+    def append_ops(self, ops: list[PlannedOp]) -> None:
+        """Add operations to the end of the plan (fsynced); before the header is written.
+
+        Raises:
+            OSError: the plan could not be extended (nothing was written to a volume).
+        """
+        if not ops:
+            return
+        with open(self.plan_path, "a", encoding="utf-8") as handle:
+            handle.writelines(op.to_line() for op in ops)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def write_header(self, header: JournalHeader) -> None:
         """Durably write ``journal.json`` (atomic replace + directory fsync)."""

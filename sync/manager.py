@@ -278,6 +278,7 @@ def _consumer(
         control_dir=site.paths.volume_sync_dir,
         history_dir=site.paths.history_received,
         limits=ConsumerLimits.from_config(cfg),
+        apply_mode=cfg.apply_mode,
     )
     source = RecordSource(registry, cfg.key, cfg.hsync_poll_interval, log)
     return SnapshotConsumer(settings, source, store, containers, resolver, log)

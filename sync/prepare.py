@@ -72,7 +72,9 @@ class SnapshotPreparer:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         on_step: StepHook | None = None,
+        mirror: bool = False,
     ) -> None:
+        self._mirror = mirror  # SYNC.APPLY_MODE "mirror" (sync/mirror.py)
         self._state_dir = state_dir
         self._limits = limits
         self._store = store
@@ -86,7 +88,9 @@ class SnapshotPreparer:
     def transaction(self, record: SyncRecord) -> ApplyTransaction:
         """The transaction that applies ``record``'s format."""
         if record.manifest.archive_format != C.ARCHIVE_FORMAT_CHUNKED:
-            return ApplyTransaction(self._journal, self._resolver, self._log, on_step=self._on_step)
+            return ApplyTransaction(
+                self._journal, self._resolver, self._log, on_step=self._on_step, mirror=self._mirror
+            )
         return ChunkedApplyTransaction(
             self._journal,
             self._resolver,
@@ -94,6 +98,7 @@ class SnapshotPreparer:
             store=self._store,
             state_dir=self._state_dir,
             on_step=self._on_step,
+            mirror=self._mirror,
         )
 
     def prepare(self, record: SyncRecord, txn: ApplyTransaction) -> float:

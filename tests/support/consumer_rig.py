@@ -192,6 +192,7 @@ def make_env(
     on_step: Any = None,
     paths: InstancePaths | None = None,
     store: Any = None,
+    apply_mode: str = C.APPLY_MODE_OVERLAY,
 ) -> Env:
     """Wire a SnapshotConsumer for a volume bound at /app/data.
 
@@ -208,6 +209,7 @@ def make_env(
         control_dir=_mkdir(paths.volume_sync_dir if paths else tmp / "control"),
         history_dir=paths.history_received if paths else tmp / "history" / "received",
         limits=limits or ConsumerLimits(),
+        apply_mode=apply_mode,
     )
     store = store if store is not None else MemoryBlobStore(tmp / "cache")
     reg = registry if registry is not None else MemoryRegistry()

@@ -58,6 +58,8 @@ def test_max_unpacked_bytes_defaults_to_four_times_the_configured_archive_limit(
         ({"MAX_MEMBERS": 0}, "SYNC.MAX_MEMBERS"),
         ({"ARCHIVE_FORMAT": "chunked", "COMPRESSION_LEVEL": 20}, "SYNC.COMPRESSION_LEVEL"),
         ({"KEEP_SNAPSHOTS": 0}, "SYNC.KEEP_SNAPSHOTS"),
+        ({"APPLY_MODE": "delete"}, "SYNC.APPLY_MODE"),
+        ({"APPLY_MODE": True}, "SYNC.APPLY_MODE"),
         ({"KEEP_SNAPSHOTS": 1.5}, "SYNC.KEEP_SNAPSHOTS"),
         ({"PUBLISH_RETRY_SECONDS": -1}, "SYNC.PUBLISH_RETRY_SECONDS"),
         ({"PUBLISH_RETRY_SECONDS": 3601}, "SYNC.PUBLISH_RETRY_SECONDS"),
@@ -95,6 +97,11 @@ def test_chunked_format_takes_a_zstd_level_and_keep_snapshots_counts_snapshots()
     assert SyncConfig.parse({**BASE}).keep_snapshots == 1
     level = SyncConfig.parse({**BASE, "ARCHIVE_FORMAT": "chunked", "COMPRESSION_LEVEL": 19})
     assert level.effective_compression_level == 19
+
+
+def test_apply_mode_defaults_to_overlay_and_accepts_mirror() -> None:
+    assert SyncConfig.parse({**BASE}).apply_mode == C.APPLY_MODE_OVERLAY
+    assert SyncConfig.parse({**BASE, "APPLY_MODE": "mirror"}).apply_mode == C.APPLY_MODE_MIRROR
 
 
 def test_publish_retry_seconds_message_names_the_range() -> None:
