@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import CarError
 from ..layout import DataDir
 from ..runner.docker_runtime import DockerRuntime, ensure_busybox_image
+from ..sync.chunked_retention import snapshot_blobs
 from ..sync.history import HistoryLog
 
 # Instance ids get a per-run suffix, so two demos (or a kept one) never share a container name.
@@ -241,10 +242,11 @@ class Demo:
                 (configs / f"{instance_id}{suffix}").unlink(missing_ok=True)
         with contextlib.suppress(OSError):  # kept when it holds anything else
             configs.rmdir()
-        # The blob is the demo's own (random data, so no other sync set shares its CID); the
-        # registry keeps a small record under the demo's one-off key.
+        # The blobs are the demo's own (random data, so no other sync set shares their
+        # CIDs); the registry keeps a small record under the demo's one-off key.
         if self.published_cid:
-            (self.data.shared_blobs / self.published_cid).unlink(missing_ok=True)
+            for cid in snapshot_blobs(self.data.shared_blobs, self.published_cid):
+                (self.data.shared_blobs / cid).unlink(missing_ok=True)
 
     # --- waiting ---------------------------------------------------------------------
     def _wait(self, what: str, probe: Callable[[], Any]) -> Any:

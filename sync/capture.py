@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -44,6 +46,14 @@ class Captured:
     info: ArchiveInfo
     seconds: float
     downtime: float
+
+
+def remove_capture(path: Path) -> None:
+    """Remove a capture's local output: an archive file, or a chunked staging directory."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
 
 
 class SnapshotCapture:

@@ -1,4 +1,4 @@
-"""Provider retirement for every snapshot format, chunked included (SPEC §7.9).
+"""Provider retirement for every snapshot format (docs/FORMAT.md, "Retention (provider)").
 
 A tar snapshot is one blob: retiring it deletes that blob (``retention.py``). A chunked
 snapshot is an index blob plus the packs its chunks live in, and packs are shared: a
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterable
+from pathlib import Path
 
 from ..errors import BlobCorrupt, BlobNotFound, BlobTooLarge, StoreError
 from ..stores.base import BlobStore
@@ -81,6 +82,15 @@ def read_index(store: BlobStore, cid: str, limits: IndexLimits = OWN_INDEX_LIMIT
     finally:
         store.delete(cid, remote=False, local=True)
     return parse_index(blob, limits)
+
+
+def snapshot_blobs(blob_dir: Path, cid: str) -> list[str]:
+    """The blobs of one snapshot in a ``file://`` store: its CID, and its packs if chunked."""
+    try:
+        packs = parse_index((blob_dir / cid).read_bytes(), OWN_INDEX_LIMITS).packs()
+    except (OSError, IndexInvalid):  # gone, or a tar archive
+        packs = []
+    return [*packs, cid]
 
 
 def retire_snapshots(

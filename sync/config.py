@@ -54,7 +54,7 @@ def _raw_cross_field_problems(raw: dict[str, Any]) -> list[str]:
         raw.get("ENABLED") is True,
         raw.get("KEY"),
         raw.get("TYPE"),
-        raw.get("ARCHIVE_FORMAT", C.ARCHIVE_FORMAT_ZST),
+        raw.get("ARCHIVE_FORMAT", C.DEFAULT_ARCHIVE_FORMAT),
         raw.get("COMPRESSION_LEVEL"),
     )
 
@@ -96,7 +96,7 @@ class SyncConfig(BaseModel):
         description='one of "offline_restart", "online_no_restart", "online_restart"',
     )
     archive_format: Literal["tar.zst", "tar.gz", "chunked"] = Field(
-        C.ARCHIVE_FORMAT_ZST,
+        C.DEFAULT_ARCHIVE_FORMAT,
         alias="ARCHIVE_FORMAT",
         description='"chunked", "tar.zst" or "tar.gz"',
     )

@@ -1,7 +1,8 @@
 """SnapshotPreparer: the consumer's work before the stop, for every snapshot format.
 
-SPEC §7.5: while the app still runs, the record is validated, the snapshot fetched and
-verified and the apply staged, so a bad snapshot never costs downtime. Per format:
+While the app still runs the record is validated, the snapshot fetched and verified and
+the apply staged, so a bad snapshot never costs downtime (README, "For operators").
+Per format:
 
 - tar (``tar.zst``, ``tar.gz``): download the archive (bounded by the manifest's size),
   verify its digest, stage the plan (``ApplyTransaction.stage``);

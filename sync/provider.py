@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +33,7 @@ from ..stores.base import BlobStore
 from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
 from .archive import ArchiveInfo
-from .capture import ArchiveSettings, SnapshotCapture
+from .capture import ArchiveSettings, SnapshotCapture, remove_capture
 from .chunked_retention import retire_published
 from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
@@ -153,7 +151,7 @@ class SnapshotPublisher:
         """
         for path in self.config.work_dir.glob("snapshot-*"):
             try:
-                self._remove_local(path)
+                remove_capture(path)
             except OSError as exc:
                 self._log.warning("could not remove stale archive %s: %s", path.name, exc)
             else:
@@ -185,14 +183,7 @@ class SnapshotPublisher:
             return self._guarded(run, lambda: self._publish(run))
         finally:  # once uploaded, the store holds the snapshot: a waiting publish needs no file
             with contextlib.suppress(FileNotFoundError):
-                self._remove_local(archive)
-
-    def _remove_local(self, path: Path) -> None:
-        """Remove a capture's local output: an archive, or a chunked staging directory."""
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+                remove_capture(archive)
 
     def shutdown(self) -> PublishOutcome | None:
         """The runner stops: a publish waiting for the registry gets one last attempt.
@@ -275,7 +266,7 @@ class SnapshotPublisher:
         return PublishOutcome("ok", {**response, "status": "ok"}, cid=cid)
 
     def _retire(self, keep_cid: str, now: float, newest_index: SnapshotIndex | None = None) -> None:
-        """Delete the snapshots ``KEEP_SNAPSHOTS`` no longer keeps (SPEC §7.9); never raises."""
+        """Delete what ``KEEP_SNAPSHOTS`` no longer keeps (docs/FORMAT.md); never raises."""
         retire_published(
             self.targets.history,
             self.targets.store,

@@ -67,9 +67,11 @@ def test_every_fenced_json_example_parses() -> None:
 
 
 def test_record_examples_parse_and_round_trip() -> None:
-    full, legacy = examples("record")
+    full, legacy, chunked = examples("record")
     assert parse_record(json.dumps(full)).to_dict() == full
     assert parse_record(json.dumps(legacy)).manifest.archive_sha256 is None
+    assert parse_record(json.dumps(chunked)).to_dict() == chunked
+    assert chunked["manifest"]["archive_format"] == "chunked"
 
 
 def test_request_example_is_accepted(tmp_path: Path) -> None:

@@ -9,5 +9,6 @@ only files whose size, mtime, ctime or inode changed (``facts.py``) and storing 
 chunks the previous snapshot lacks; ``reader.py`` fetches only the chunks a caller asks
 for, by byte range, and verifies each one.
 
-Not wired into the provider or consumer yet; the tar formats stay the default.
+The provider (``sync/chunked_publish.py``) and the consumer (``sync/chunked_apply.py``)
+use it for ``SYNC.ARCHIVE_FORMAT = "chunked"``, the default.
 """

@@ -41,13 +41,16 @@ pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
 RECORD_SQL = "SELECT value FROM registry WHERE hkey = 'CHAINSTORE_SYNC' AND key = ?"
 
 
+@pytest.mark.parametrize(("archive_format", "blobs_uploaded"), [("tar.zst", 1), ("chunked", 2)])
 def test_provider_killed_between_claim_and_publish_publishes_exactly_once_on_restart(
-    runners: Runners, docker_client: Any
+    runners: Runners, docker_client: Any, archive_format: str, blobs_uploaded: int
 ) -> None:
     key = unique("crash")
     data = runners.data_dir()
     shared = DataDir(data)
-    provider = runners.start(base_config(unique("prov"), "provider", key))
+    config = base_config(unique("prov"), "provider", key)
+    config["SYNC"]["ARCHIVE_FORMAT"] = archive_format
+    provider = runners.start(config)
     app_sh(docker_client, provider, write_payload_sh("crash"))
     digest = app_sh(docker_client, provider, DIGEST_SH).strip()
     wait_until("the sqlite registry", shared.shared_registry.exists, watch=[provider])
@@ -60,7 +63,8 @@ def test_provider_killed_between_claim_and_publish_publishes_exactly_once_on_res
         def uploaded_not_published() -> bool:
             response = read_json(provider.sync_dir / "response.json") or {}
             blobs = list(shared.shared_blobs.glob("bafkrei*"))
-            return response.get("status") == "in_progress" and len(blobs) == 1
+            # tar: the archive; chunked: its one pack, then its index
+            return response.get("status") == "in_progress" and len(blobs) == blobs_uploaded
 
         wait_until("the upload, with hset blocked", uploaded_not_published, watch=[provider])
         provider.kill()
@@ -73,7 +77,7 @@ def test_provider_killed_between_claim_and_publish_publishes_exactly_once_on_res
             lock.execute("ROLLBACK")
         lock.close()
     assert "published snapshot" not in provider.log(1)
-    # The crashed run's temp archive is still there; the next start removes it.
+    # The crashed run's temp archive (or staging dir) is still there; the next start removes it.
     assert [p.name.split("-")[0] for p in provider.paths.output.iterdir()] == ["snapshot"]
     # The crash left its container running (restarted after the archive) and its volumes.
     assert running_container(docker_client, provider.container) is not None

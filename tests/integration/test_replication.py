@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from container_apps.layout import DataDir
+from container_apps.sync.chunks.index_parse import parse_index
 from container_apps.tests.integration.conftest import (
     BOOT_REPORT_APP,
     DIGEST_SH,
@@ -122,7 +123,11 @@ def test_provider_publish_converges_two_consumers_on_the_same_bytes(
             assert not (d / "shared").exists()
         s3 = request.getfixturevalue("s3_server").client()
         listed = s3.list_objects_v2(Bucket=backend.s3_bucket, Prefix="car/")
-        assert [o["Key"] for o in listed.get("Contents", [])] == [f"car/{response['cid']}"]
+        index = s3.get_object(Bucket=backend.s3_bucket, Key=f"car/{response['cid']}")
+        packs = parse_index(index["Body"].read()).packs()  # the default format is chunked
+        assert sorted(o["Key"] for o in listed.get("Contents", [])) == sorted(
+            f"car/{cid}" for cid in [response["cid"], *packs]
+        )
     runners.stop_all()
     assert_nothing_left(docker_client, *set(dirs))
 

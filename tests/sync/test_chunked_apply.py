@@ -242,3 +242,51 @@ def test_a_corrupt_index_is_refused_before_any_stop(tmp_path: Path) -> None:
     outcome = side.consumer.tick(NOW + 1)
     assert outcome is not None and not outcome.applied and outcome.kind == "digest"
     assert side.containers.stops == 0
+
+
+def test_a_runner_killed_mid_commit_is_rolled_back_at_the_next_start(tmp_path: Path) -> None:
+    def killed(index: int) -> None:
+        if index == 5:
+            raise KeyboardInterrupt("kill -9 during the commit")  # nothing in-process runs
+
+    registry, store = MemoryRegistry(), MemoryBlobStore(tmp_path / "blobs")
+    rig = _provider(tmp_path, registry, store)
+    side = _consumer(tmp_path, registry, store, on_step=killed)
+    (side.volume / "sub").mkdir()
+    (side.volume / "sub" / "f0.bin").write_bytes(b"the consumer's old f0")
+    before = {
+        str(p.relative_to(side.volume)): p.read_bytes()
+        for p in side.volume.rglob("*")
+        if p.is_file()
+    }
+    _publish(rig, NOW)
+    with pytest.raises(KeyboardInterrupt):
+        side.consumer.tick(NOW + 1)
+    assert leftovers(side.volume)  # the backup dir of the interrupted commit
+
+    containers = FakeContainers(running=False)  # a new runner, before its first start
+    counted = FaultyBlobStore(store)
+    restarted = Side(
+        SnapshotConsumer(
+            ConsumerSettings(side.state, tmp_path / "c-control", tmp_path / "c-hist"),
+            RecordSource(registry, "key-1", 60.0, LOG),
+            counted,
+            containers,
+            PathResolver([VolumeBinding("data", "legacy", side.volume, "/app/data")]),
+            LOG,
+        ),
+        containers,
+        side.volume,
+        counted,
+        side.state,
+    )
+    restarted.consumer.recover(NOW + 2)
+    after = {
+        str(p.relative_to(side.volume)): p.read_bytes()
+        for p in side.volume.rglob("*")
+        if p.is_file()
+    }
+    assert after == before and leftovers(side.volume) == []
+    assert not (side.state / C.STAGING_DIR).exists()
+    _apply(restarted, NOW + 3)  # and the snapshot then applies cleanly
+    _same_tree(rig.data, side.volume)

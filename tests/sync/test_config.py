@@ -24,7 +24,7 @@ def test_defaults_are_the_spec_table() -> None:
     assert (cfg.poll_interval, cfg.hsync_poll_interval) == (10.0, 60.0)
     assert cfg.allow_online_provider_capture is False
     assert cfg.effective_apply_mode == C.APPLY_OFFLINE_RESTART
-    assert cfg.archive_format == C.ARCHIVE_FORMAT_ZST and cfg.effective_compression_level == 3
+    assert cfg.archive_format == C.ARCHIVE_FORMAT_CHUNKED and cfg.effective_compression_level == 3
     assert cfg.max_archive_bytes == 10 * 1024**3
     assert cfg.effective_max_unpacked_bytes == 4 * cfg.max_archive_bytes
     assert cfg.max_members == 1_000_000 and cfg.trusted_node_ids is None
