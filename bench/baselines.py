@@ -37,23 +37,35 @@ def _empty(path: Path) -> None:
     os.sync()
 
 
+def _empty_volume(volume: Path) -> None:
+    """Remove everything in ``volume`` (room for one copy of the data only), then sync."""
+    for child in volume.iterdir():
+        if child.name != "lost+found":
+            _empty(child)
+    os.sync()
+
+
+def _run(cmd: str) -> None:
+    proc = subprocess.run(cmd, shell=True, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd!r} exited {proc.returncode}: {proc.stderr[-1500:]}")
+
+
 def cp_loop_to_loop(src: Path, dest_volume: Path) -> float:
-    """Seconds of ``cp -a SRC DEST_VOLUME/copy`` (the previous copy removed first, untimed)."""
-    dest = dest_volume / "copy"
-    _empty(dest)
+    """Seconds of ``cp -a SRC DEST_VOLUME/copy`` (the volume emptied first, untimed)."""
+    _empty_volume(dest_volume)
     start = time.perf_counter()
-    subprocess.run(["cp", "-a", str(src), str(dest)], check=True)
+    _run(f"cp -a {src} {dest_volume / 'copy'}")
     return time.perf_counter() - start
 
 
 def untar_into(archive: Path, dest_volume: Path) -> float:
-    """Seconds of ``zstd -dc ARCHIVE | tar -x -C DEST_VOLUME/untar`` (emptied first, untimed)."""
+    """Seconds of ``zstd -dc ARCHIVE | tar -x -C DEST_VOLUME/untar`` (volume emptied first)."""
+    _empty_volume(dest_volume)
     dest = dest_volume / "untar"
-    _empty(dest)
     dest.mkdir()
-    cmd = f"zstd -q -dc {archive} | tar -x -C {dest}"
     start = time.perf_counter()
-    subprocess.run(cmd, shell=True, check=True)
+    _run(f"zstd -q -dc {archive} | tar -x -C {dest}")
     return time.perf_counter() - start
 
 
