@@ -60,6 +60,8 @@ class ChangeFigures:
     change: RoundResult
     first_store_bytes: int
     added_bytes: int
+    added_index_bytes: int  # of added_bytes, the new index blob; the rest are packs
+    added_blobs: int
     publish_s: float  # capture + upload of the change
     transfer_s: float  # put + get of what the change added
     applied: bool
@@ -119,6 +121,8 @@ def measure_change(
             change=change,
             first_store_bytes=sum(before.values()),
             added_bytes=sum(added.values()),
+            added_index_bytes=added.get(change.cid, 0),
+            added_blobs=len(added),
             publish_s=float(durations["archive"]) + float(durations["upload"]),
             transfer_s=put_get_seconds(rig.data.shared_blobs, list(added), work / "transfer"),
             applied=same_bytes(changed, rig.consumer_data / changed.relative_to(rig.provider_data)),

@@ -60,6 +60,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--sizes", default="100,400,1638", help="full-snapshot data sizes in MiB, comma-separated")
     add("--file-kib", type=int, default=200, help="file size of the sizes and RSS data")
     add("--repeat", type=int, default=1, help="full-snapshot rounds per size (fresh runners)")
+    add("--baseline-repeat", type=int, default=3, help="cp -a and untar runs per round")
     add("--throughput-repeat", type=int, default=3, help="capture throughput rounds per size")
     add("--change-mib", type=int, default=1024, help="data size of the change row")
     add("--change-files", type=int, default=1024, help="files in it (one of them changes)")
@@ -141,6 +142,7 @@ def measure(
                 mib,
                 files,
                 repeat=args.repeat,
+                baseline_repeat=args.baseline_repeat,
                 throughput_repeat=args.throughput_repeat,
                 poll=args.poll,
                 log=log,
@@ -206,7 +208,8 @@ def change_details(f: ChangeFigures) -> str:
             f"{report.human_bytes(f.changed_bytes)} changed; consumer volume "
             f"{f.consumer_volume_mib} MiB",
             f"ours: first snapshot stored {report.human_bytes(f.first_store_bytes)}, the change "
-            f"added {report.human_bytes(f.added_bytes)}; capture+upload {f.publish_s:.2f} s; "
+            f"added {report.human_bytes(f.added_bytes)} in {f.added_blobs} blobs (index "
+            f"{report.human_bytes(f.added_index_bytes)}); capture+upload {f.publish_s:.2f} s; "
             f"downtime provider {f.change.provider_downtime:.2f} s (first "
             f"{f.first.provider_downtime:.2f} s), consumer {f.change.consumer_downtime:.2f} s "
             f"(first {f.first.consumer_downtime:.2f} s); stop+start provider "
