@@ -1,20 +1,24 @@
 """The change row: one file changed in a large data set, chunked snapshots vs restic.
 
-Default shape (the target's): 1 GiB in 1,024 files (half random, half text), one 1 MiB file
-(a random one, so the change does not compress away) overwritten in place. A chunked
+Default shape (the target's): 1 GiB in 1,024 files (half random, half text). A chunked
 ``SyncRig`` whose consumer volume is 1.6 x the data (1.6 GiB for 1 GiB: too small for
-a second copy of everything) publishes and applies the first snapshot, then the one
-after the change. Measured:
+a second copy of everything) publishes and applies the first snapshot, and restic backs
+the same state up into a local repository. Then, ``rounds`` times, one 1 MiB file (a
+different random one each round, so the change does not compress away) is overwritten
+in place, the apps' Docker stop + start is timed on the same runners (loops paused),
+and the change is published and applied, then backed up by restic. Per round:
 
-- bytes the second publish added to the ``file://`` blob store (blobs that were not
-  there before it: new packs and the index), against the first snapshot's bytes;
-- restic backing up the same two states into a local repository: its growth and its
-  seconds, beside ours (the change publish's capture + upload, from the sent history);
-- provider and consumer downtime of the change, against the apps' Docker stop + start
-  timed on the same runners (loops paused) before each of the two rounds;
+- bytes the publish added to the ``file://`` blob store (blobs that were not there
+  before it: new packs and the index), against the first snapshot's bytes, and against
+  what restic's repository grew by for the same change;
+- provider and consumer downtime, against that round's stop + start;
+- seconds of our capture + upload (sent history) beside restic's backup;
 - that the consumer applied it: its copy of the changed file equals the provider's;
-- end-to-end (request written -> consumer app saw the data) against POLL_INTERVAL plus
-  twice the put + get of what changed through a fresh ``file://`` store.
+- end-to-end (request written -> consumer app saw the data) and the put + get of what
+  the change added through a fresh ``file://`` store.
+
+The table shows medians over the rounds: one round's downtime moves by a few tenths of
+a second with the machine's load, which is the size of the target's slack.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from container_apps.bench.common import generate, median, tree_bytes
@@ -38,34 +42,40 @@ CONSUMER_VOLUME_FACTOR = 1.6
 
 
 @dataclass(frozen=True, slots=True)
-class ResticFigures:
-    version: str
-    first_bytes: int
-    growth_bytes: int
-    first_s: float
-    change_s: float
+class ChangeRound:
+    """One change, published, applied and backed up by restic (bytes, seconds)."""
 
-
-@dataclass(frozen=True, slots=True)
-class ChangeFigures:
-    """What the change row reports (bytes, seconds)."""
-
-    data_bytes: int
-    files: int
     changed_bytes: int
-    consumer_volume_mib: int
+    result: RoundResult
     provider_stop_start: float
     consumer_stop_start: float
-    first: RoundResult
-    change: RoundResult
-    first_store_bytes: int
     added_bytes: int
     added_index_bytes: int  # of added_bytes, the new index blob; the rest are packs
     added_blobs: int
-    publish_s: float  # capture + upload of the change
+    publish_s: float  # capture + upload, from the sent history
     transfer_s: float  # put + get of what the change added
     applied: bool
-    restic: ResticFigures
+    restic_growth_bytes: int
+    restic_s: float
+
+
+@dataclass(slots=True)
+class ChangeFigures:
+    """The first snapshot and every change round."""
+
+    data_bytes: int
+    files: int
+    consumer_volume_mib: int
+    first: RoundResult | None = None
+    first_store_bytes: int = 0
+    restic_version: str = ""
+    restic_first_bytes: int = 0
+    restic_first_s: float = 0.0
+    rounds: list[ChangeRound] = field(default_factory=list)
+
+    def med(self, value: Callable[[ChangeRound], float]) -> float:
+        """Median of ``value`` over the change rounds."""
+        return median([value(r) for r in self.rounds])
 
 
 def measure_change(
@@ -73,6 +83,7 @@ def measure_change(
     mib: int,
     files: int,
     *,
+    rounds: int,
     poll: float,
     log: logging.Logger,
     say: Callable[[str], None],
@@ -93,58 +104,60 @@ def measure_change(
         say(f"change row: {mib} MiB in {files} files, consumer volume {consumer_mib} MiB")
         generate(data, mib, files)
         os.sync()
-        stop_start = [rig.stop_start_seconds()]
+        figures = ChangeFigures(tree_bytes(data)[0], files, consumer_mib)
         rig.run_loops()
         say("change row: first chunked snapshot, then restic backup of the same state")
-        first = rig.round("change-first")
-        before = rig.blob_sizes()
+        figures.first = rig.round("change-first")
+        figures.first_store_bytes = sum(rig.blob_sizes().values())
         restic.init()
-        restic_first_s = restic.backup(data)
-        restic_first = restic.repo_bytes()
-        changed = change_one_file(data)
-        rig.stop_loops()  # stop + start timed again right before the round it is compared to
-        stop_start.append(rig.stop_start_seconds())
-        rig.run_loops()
-        say(f"change row: {changed.relative_to(data)} changed; snapshot, then restic backup")
-        change = rig.round("change")
-        added = {cid: size for cid, size in rig.blob_sizes().items() if cid not in before}
-        restic_change_s = restic.backup(data)
-        durations = rig.sent_entry(change.cid)["durations"]
-        return ChangeFigures(
-            data_bytes=tree_bytes(data)[0],
-            files=files,
-            changed_bytes=changed.stat().st_size,
-            consumer_volume_mib=consumer_mib,
-            provider_stop_start=median([p for p, _ in stop_start]),
-            consumer_stop_start=median([c for _, c in stop_start]),
-            first=first,
-            change=change,
-            first_store_bytes=sum(before.values()),
-            added_bytes=sum(added.values()),
-            added_index_bytes=added.get(change.cid, 0),
-            added_blobs=len(added),
-            publish_s=float(durations["archive"]) + float(durations["upload"]),
-            transfer_s=put_get_seconds(rig.data.shared_blobs, list(added), work / "transfer"),
-            applied=same_bytes(changed, rig.consumer_data / changed.relative_to(rig.provider_data)),
-            restic=ResticFigures(
-                version=restic.version(),
-                first_bytes=restic_first,
-                growth_bytes=restic.repo_bytes() - restic_first,
-                first_s=restic_first_s,
-                change_s=restic_change_s,
-            ),
-        )
+        figures.restic_first_s = restic.backup(data)
+        figures.restic_first_bytes = restic.repo_bytes()
+        figures.restic_version = restic.version()
+        for i in range(rounds):
+            say(f"change row: round {i + 1}/{rounds}")
+            figures.rounds.append(change_round(rig, restic, data, i, work / "transfer"))
+        return figures
     finally:
         rig.close()
 
 
-def change_one_file(data: Path) -> Path:
+def change_round(rig: SyncRig, restic: ResticPeer, data: Path, i: int, work: Path) -> ChangeRound:
+    """Change one file, time stop + start, publish and apply it, back it up with restic."""
+    changed = change_one_file(data, i)
+    rig.stop_loops()  # stop + start timed right before the round it is compared to
+    provider_ss, consumer_ss = rig.stop_start_seconds()
+    rig.run_loops()
+    before = rig.blob_sizes()
+    result = rig.round(f"change-{i + 1}")
+    added = {cid: size for cid, size in rig.blob_sizes().items() if cid not in before}
+    restic_before = restic.repo_bytes()
+    restic_s = restic.backup(data)
+    durations = rig.sent_entry(result.cid)["durations"]
+    consumer_copy = rig.consumer_data / changed.relative_to(rig.provider_data)
+    return ChangeRound(
+        changed_bytes=changed.stat().st_size,
+        result=result,
+        provider_stop_start=provider_ss,
+        consumer_stop_start=consumer_ss,
+        added_bytes=sum(added.values()),
+        added_index_bytes=added.get(result.cid, 0),
+        added_blobs=len(added),
+        publish_s=float(durations["archive"]) + float(durations["upload"]),
+        transfer_s=put_get_seconds(rig.data.shared_blobs, list(added), work),
+        applied=same_bytes(changed, consumer_copy),
+        restic_growth_bytes=restic.repo_bytes() - restic_before,
+        restic_s=restic_s,
+    )
+
+
+def change_one_file(data: Path, i: int) -> Path:
     """Overwrite one random-content file in place with new random bytes; return it.
 
-    ``generate`` writes random content to odd-numbered files; the middle one is taken.
+    ``generate`` writes random content to odd-numbered files; round ``i`` takes the
+    ``i``-th one after the middle, so every round changes a file no round changed.
     """
     candidates = sorted(p for p in data.rglob("f*.bin") if int(p.stem[1:]) % 2)
-    path = candidates[len(candidates) // 2]
+    path = candidates[(len(candidates) // 2 + i) % len(candidates)]
     size = path.stat().st_size
     with open(path, "r+b") as handle:
         handle.write(os.urandom(size))

@@ -114,57 +114,58 @@ def size_rows(f: SizeFigures) -> list[Row]:
 
 
 def change_rows(f: ChangeFigures, poll: float) -> list[Row]:
-    """The one-file-change targets and the restic comparison."""
+    """The one-file-change targets and the restic comparison (medians over the rounds)."""
     volume = size_label(f.consumer_volume_mib)
     held = size_label(f.data_bytes / MiB)
-    applied = Row(
-        f"change: a {volume} consumer volume holding {held} applies it",
-        "applied" if f.applied else "not applied",
-        "-",
-        None,
-        "applied",
-        f.applied,
-    )
+    applied = all(r.applied for r in f.rounds)
+    added = f.med(lambda r: r.added_bytes)
     return [
         ratio_row(
             "change: bytes added to the store / first snapshot's",
-            f.added_bytes,
+            added,
             f.first_store_bytes,
             "B",
             CHANGE_STORE_LIMIT,
         ),
         ratio_row(
             "change: bytes added to the store / restic repo growth",
-            f.added_bytes,
-            f.restic.growth_bytes,
+            added,
+            f.med(lambda r: r.restic_growth_bytes),
             "B",
             1.0,
         ),
         ratio_row(
             f"change: provider downtime / (stop+start + {CHANGE_SLACK_S:g} s)",
-            f.change.provider_downtime,
-            f.provider_stop_start + CHANGE_SLACK_S,
+            f.med(lambda r: r.result.provider_downtime),
+            f.med(lambda r: r.provider_stop_start) + CHANGE_SLACK_S,
             "s",
             1.0,
         ),
         ratio_row(
             f"change: consumer downtime / (stop+start + {CHANGE_SLACK_S:g} s)",
-            f.change.consumer_downtime,
-            f.consumer_stop_start + CHANGE_SLACK_S,
+            f.med(lambda r: r.result.consumer_downtime),
+            f.med(lambda r: r.consumer_stop_start) + CHANGE_SLACK_S,
             "s",
             1.0,
         ),
-        applied,
+        Row(
+            f"change: a {volume} consumer volume holding {held} applies it",
+            f"{sum(r.applied for r in f.rounds)}/{len(f.rounds)} applied",
+            "-",
+            None,
+            "all applied",
+            applied,
+        ),
         ratio_row(
             "change: capture+upload / restic backup",
-            f.publish_s,
-            f.restic.change_s,
+            f.med(lambda r: r.publish_s),
+            f.med(lambda r: r.restic_s),
             "s",
         ),
         ratio_row(
             "change: end-to-end / (poll + 2 x put+get of the change)",
-            f.change.end_to_end,
-            poll + 2 * f.transfer_s,
+            f.med(lambda r: r.result.end_to_end),
+            poll + 2 * f.med(lambda r: r.transfer_s),
             "s",
             1.0,
         ),

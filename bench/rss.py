@@ -45,7 +45,13 @@ class RssResult:
 
 
 def _dirs(work: Path) -> dict[str, Path]:
-    names = ("provider_vol", "provider_ctl", "provider_out", "provider_hist", "consumer_vol")
+    names: tuple[str, ...] = (
+        "provider_vol",
+        "provider_ctl",
+        "provider_out",
+        "provider_hist",
+        "consumer_vol",
+    )
     names += ("consumer_state", "consumer_ctl", "consumer_hist", "blobs", "cache")
     return {name: work / name for name in names}
 

@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--throughput-repeat", type=int, default=3, help="capture throughput rounds per size")
     add("--change-mib", type=int, default=1024, help="data size of the change row")
     add("--change-files", type=int, default=1024, help="files in it (one of them changes)")
+    add("--change-rounds", type=int, default=3, help="change rounds (a new file each)")
     add("--rss-mib", type=int, default=1638, help="data size of the RSS rows")
     add("--poll", type=float, default=1.0, help="SYNC.POLL_INTERVAL (s, >= 1)")
     add("--parts", default=",".join(PARTS), help=f"which parts to run, of {','.join(PARTS)}")
@@ -152,7 +153,13 @@ def measure(
             details.append(size_details(figures))
     if "change" in args.part_set:
         change = measure_change(
-            work, args.change_mib, args.change_files, poll=args.poll, log=log, say=say
+            work,
+            args.change_mib,
+            args.change_files,
+            rounds=args.change_rounds,
+            poll=args.poll,
+            log=log,
+            say=say,
         )
         rows.extend(report.change_rows(change, args.poll))
         details.append(change_details(change))
@@ -201,25 +208,27 @@ def size_details(f: SizeFigures) -> str:
 
 
 def change_details(f: ChangeFigures) -> str:
-    r = f.restic
-    return "\n  ".join(
-        [
-            f"change: {f.data_bytes / MiB:.0f} MiB in {f.files} files, one file of "
-            f"{report.human_bytes(f.changed_bytes)} changed; consumer volume "
-            f"{f.consumer_volume_mib} MiB",
-            f"ours: first snapshot stored {report.human_bytes(f.first_store_bytes)}, the change "
-            f"added {report.human_bytes(f.added_bytes)} in {f.added_blobs} blobs (index "
-            f"{report.human_bytes(f.added_index_bytes)}); capture+upload {f.publish_s:.2f} s; "
-            f"downtime provider {f.change.provider_downtime:.2f} s (first "
-            f"{f.first.provider_downtime:.2f} s), consumer {f.change.consumer_downtime:.2f} s "
-            f"(first {f.first.consumer_downtime:.2f} s); stop+start provider "
-            f"{f.provider_stop_start:.2f} s, consumer {f.consumer_stop_start:.2f} s; "
-            f"end-to-end {f.change.end_to_end:.2f} s, put+get of the change {f.transfer_s:.2f} s",
-            f"{r.version}: first backup {report.human_bytes(r.first_bytes)} in "
-            f"{r.first_s:.2f} s, the change grew it by {report.human_bytes(r.growth_bytes)} "
-            f"in {r.change_s:.2f} s",
-        ]
-    )
+    assert f.first is not None
+    size = report.human_bytes
+    lines = [
+        f"change: {f.data_bytes / MiB:.0f} MiB in {f.files} files; consumer volume "
+        f"{f.consumer_volume_mib} MiB; first snapshot stored {size(f.first_store_bytes)}, "
+        f"downtime provider {f.first.provider_downtime:.2f} s, consumer "
+        f"{f.first.consumer_downtime:.2f} s; {f.restic_version}: first backup "
+        f"{size(f.restic_first_bytes)} in {f.restic_first_s:.2f} s",
+    ]
+    for i, r in enumerate(f.rounds, 1):
+        lines.append(
+            f"round {i}: {size(r.changed_bytes)} changed; added {size(r.added_bytes)} in "
+            f"{r.added_blobs} blobs (index {size(r.added_index_bytes)}), restic "
+            f"{size(r.restic_growth_bytes)}; downtime provider "
+            f"{r.result.provider_downtime:.2f} s, consumer {r.result.consumer_downtime:.2f} s; "
+            f"stop+start provider {r.provider_stop_start:.2f} s, consumer "
+            f"{r.consumer_stop_start:.2f} s; capture+upload {r.publish_s:.2f} s, restic "
+            f"{r.restic_s:.2f} s; end-to-end {r.result.end_to_end:.2f} s, put+get "
+            f"{r.transfer_s:.2f} s"
+        )
+    return "\n  ".join(lines)
 
 
 if __name__ == "__main__":

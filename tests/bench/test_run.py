@@ -26,7 +26,7 @@ from container_apps.tests.support.parts import unavailable, used
 pytestmark = [pytest.mark.docker, pytest.mark.loopdev, pytest.mark.slow]
 
 SMALL = ["--sizes", "8", "--file-kib", "64", "--throughput-repeat", "1"]
-SMALL += ["--change-mib", "16", "--change-files", "16", "--rss-mib", "16"]
+SMALL += ["--change-mib", "16", "--change-files", "16", "--change-rounds", "2", "--rss-mib", "16"]
 RESULTS = ("PASS", "MISS", "info")
 
 
