@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -111,41 +110,6 @@ def proc_status_mib(field: str, pid: int | str = "self") -> float:
         if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     raise KeyError(field)
-
-
-@dataclass(frozen=True, slots=True)
-class TargetRow:
-    """One target (README, "Benchmarks"): what was measured, against what, and whether it passed."""
-
-    name: str
-    measured: float
-    baseline: float | None
-    unit: str
-    target: str
-    passed: bool
-    ratio: float | None = None
-
-    def cells(self) -> list[str]:
-        base = "-" if self.baseline is None else f"{self.baseline:.2f} {self.unit}"
-        ratio = "-" if self.ratio is None else f"{self.ratio:.2f}"
-        return [
-            self.name,
-            f"{self.measured:.2f} {self.unit}",
-            base,
-            ratio,
-            self.target,
-            "PASS" if self.passed else "FAIL",
-        ]
-
-
-def ratio_row(
-    name: str, measured: float, baseline: float, unit: str, limit: float, *, at_least: bool = False
-) -> TargetRow:
-    """A row whose target is ``measured / baseline <= limit`` (``>=`` with ``at_least``)."""
-    ratio = measured / baseline if baseline > 0 else float("inf")
-    passed = ratio >= limit if at_least else ratio <= limit
-    target = f"{'>=' if at_least else '<='} {limit:g}"
-    return TargetRow(name, measured, baseline, unit, target, passed, ratio)
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -4,7 +4,9 @@ Each ``ContainerAppRunnerPlugin`` runs its monitoring loop (``run_once`` every
 PROCESS_DELAY, as ``run_forever`` does) on its own thread, so the two sides overlap as
 two ``car run`` processes would. The data sits in the provider's FIXED_SIZE_VOLUMES ext4
 loop volume; the embedded backends (``file://`` blobs, ``sqlite://`` registry in the
-shared data dir) connect the two.
+shared data dir) connect the two. ``RigSettings`` picks the snapshot format
+(``SYNC.ARCHIVE_FORMAT``), ``KEEP_SNAPSHOTS`` and both volume sizes; instance ids get a
+random suffix so that two rigs (a bench and its smoke test) never share a container name.
 
 One *round*: the provider app (busybox, through ``docker exec``) writes
 ``/app/data/round.txt`` and then ``request.json``, and prints the kernel uptime right
@@ -12,6 +14,9 @@ after the rename; the provider runner publishes; the consumer runner applies; th
 consumer app, which polls ``round.txt`` every 50 ms, writes ``seen.txt`` with the round
 and its uptime as soon as it sees the new data. Uptime (``/proc/uptime``, shared by the
 host and every container) is the one clock both apps can read.
+
+``stop_start_seconds()`` times the app's Docker stop + start through the same control
+sync uses, before the loops run: the fixed cost inside every downtime.
 
 ``close()`` stops both threads and both runners: containers removed, volumes unmounted,
 loop devices detached (the data dir itself is the caller's to remove).
@@ -29,10 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from container_apps.bench.common import median
 from container_apps.container_app_runner import ContainerAppRunnerPlugin
 from container_apps.layout import DataDir
 from container_apps.runner.docker_runtime import DockerRuntime, ensure_busybox_image
 from container_apps.runner.runner_config import RunnerConfig
+from container_apps.sync.constants import QUARANTINE_FILE
 
 PROVIDER_ID = "bench-provider"
 CONSUMER_ID = "bench-consumer"
@@ -85,6 +92,17 @@ class RoundResult:
     archive_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class RigSettings:
+    """How the two runners are configured (volume sizes in MiB, as FIXED_SIZE_VOLUMES SIZE)."""
+
+    archive_format: str
+    provider_volume_mib: int
+    consumer_volume_mib: int
+    poll_interval: float = 1.0
+    keep_snapshots: int = 1
+
+
 class _Loop:
     """A runner's monitoring loop on a thread (``run_forever`` without signal handling)."""
 
@@ -106,26 +124,36 @@ class _Loop:
 class SyncRig:
     """Two runners sharing one data dir; see the module docstring."""
 
-    def __init__(
-        self, root: Path, *, data_mib: int, poll_interval: float, log: logging.Logger
-    ) -> None:
+    def __init__(self, root: Path, settings: RigSettings, *, log: logging.Logger) -> None:
         self.root = root
         self.data = DataDir(root)
-        self.poll_interval = poll_interval
+        self.settings = settings
         self.log = log
         self.runtime = DockerRuntime()
         self.image = ensure_busybox_image(self.runtime)
-        key = f"bench-{uuid.uuid4().hex[:8]}"
-        # The consumer holds the old and the new copy while it commits (backups).
-        self.provider = self._runner(PROVIDER_ID, "provider", key, IDLE_SCRIPT, data_mib * 5 // 4)
+        suffix = uuid.uuid4().hex[:8]
+        key = f"bench-{suffix}"
+        s = settings
+        self.provider = self._runner(
+            f"{PROVIDER_ID}-{suffix}", "provider", key, IDLE_SCRIPT, s.provider_volume_mib
+        )
         self.consumer = self._runner(
-            CONSUMER_ID, "consumer", key, CONSUMER_SCRIPT, data_mib * 5 // 2
+            f"{CONSUMER_ID}-{suffix}", "consumer", key, CONSUMER_SCRIPT, s.consumer_volume_mib
         )
         self._loops: list[_Loop] = []
 
     def _runner(
         self, instance_id: str, role: str, key: str, script: str, volume_mib: int
     ) -> ContainerAppRunnerPlugin:
+        sync: dict[str, Any] = {
+            "ENABLED": True,
+            "KEY": key,
+            "TYPE": role,
+            "POLL_INTERVAL": self.settings.poll_interval,
+        }
+        if role == "provider":
+            sync["ARCHIVE_FORMAT"] = self.settings.archive_format
+            sync["KEEP_SNAPSHOTS"] = self.settings.keep_snapshots
         raw: dict[str, Any] = {
             "INSTANCE_ID": instance_id,
             "NODE_ID": instance_id,
@@ -134,16 +162,11 @@ class SyncRig:
             "NETWORK_MODE": "none",
             "CONTAINER_START_COMMAND": ["sh", "-c", script],
             "FIXED_SIZE_VOLUMES": {
-                VOLUME: {"SIZE": f"{volume_mib + 64}M", "MOUNTING_POINT": DATA_MOUNT}
+                VOLUME: {"SIZE": f"{volume_mib}M", "MOUNTING_POINT": DATA_MOUNT}
             },
             "PROCESS_DELAY": 0.1,
             "STOP_TIMEOUT": 5,
-            "SYNC": {
-                "ENABLED": True,
-                "KEY": key,
-                "TYPE": role,
-                "POLL_INTERVAL": self.poll_interval,
-            },
+            "SYNC": sync,
         }
         log = self.log.getChild(instance_id)
         return ContainerAppRunnerPlugin(RunnerConfig.parse(raw), self.data, log=log)
@@ -159,6 +182,16 @@ class SyncRig:
             loop = _Loop(runner)
             self._loops.append(loop)
             loop.thread.start()
+
+    def stop_loops(self) -> None:
+        """Let each loop finish its current ``run_once`` and end (``run_loops`` resumes)."""
+        for loop in self._loops:
+            loop.stop.set()
+        for loop in self._loops:
+            loop.thread.join(timeout=120)
+            if loop.thread.is_alive():
+                raise RuntimeError(f"{loop.thread.name} loop did not stop within 120 s")
+        self._loops.clear()
 
     def close(self) -> None:
         """Stop the loops, then both runners (each step runs even if one fails)."""
@@ -176,10 +209,53 @@ class SyncRig:
         if errors:
             raise RuntimeError("rig clean-up incomplete: " + "; ".join(errors))
 
+    def stop_start_seconds(self, repeat: int = 5) -> tuple[float, float]:
+        """Median seconds of the provider's and the consumer's app stop + start.
+
+        Through the runner's own sync control (confirmed stop and removal, then a new
+        container), which is what every snapshot and apply does inside its downtime.
+        Only while no loop runs (before ``run_loops``, after ``stop_loops``): a loop
+        could act on the app while it is stopped.
+        """
+        if self._loops:
+            raise RuntimeError("stop_start_seconds() must run while the loops are stopped")
+        figures = []
+        for runner in (self.provider, self.consumer):
+            control = runner._container_control()
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                control.stop_confirmed()
+                control.start()
+                times.append(time.perf_counter() - start)
+            figures.append(median(times))
+        return figures[0], figures[1]
+
     @property
     def provider_data(self) -> Path:
         """Host path of the provider's data volume (the mounted ext4 loop volume)."""
         return self.provider.paths.volume_mount(VOLUME)
+
+    @property
+    def consumer_data(self) -> Path:
+        """Host path of the consumer's data volume."""
+        return self.consumer.paths.volume_mount(VOLUME)
+
+    def blob_sizes(self) -> dict[str, int]:
+        """Every blob in the shared ``file://`` store and its size (temp files left out)."""
+        sizes: dict[str, int] = {}
+        for path in self.data.shared_blobs.iterdir():
+            if not path.name.startswith("."):
+                sizes[path.name] = path.stat().st_size
+        return sizes
+
+    def sent_entry(self, cid: str) -> dict[str, Any]:
+        """The provider's sent-history entry of ``cid`` (durations of each publish step)."""
+        for path in self.provider.paths.history_sent.glob("*.json"):
+            entry: dict[str, Any] = json.loads(path.read_text())
+            if entry.get("cid") == cid:
+                return entry
+        raise KeyError(f"no sent history entry for {cid}")
 
     # --- one round --------------------------------------------------------------------
     def round(self, round_id: str) -> RoundResult:
@@ -212,11 +288,26 @@ class SyncRig:
             for loop in self._loops:
                 if loop.error is not None:
                     raise RuntimeError(f"{loop.thread.name} loop failed: {loop.error!r}")
+            self._raise_if_quarantined(what)
             value = probe()
             if value is not None:
                 return value
             time.sleep(0.01)
         raise TimeoutError(f"timed out after {ROUND_TIMEOUT:.0f} s waiting for the {what}")
+
+    def _raise_if_quarantined(self, what: str) -> None:
+        """Fail at once, with the consumer's reason, instead of waiting out the timeout."""
+        path = self.consumer.paths.sync_state / QUARANTINE_FILE
+        try:
+            entries = json.loads(path.read_text()).get("entries") or []
+        except (OSError, ValueError):
+            return
+        if entries:
+            last = entries[-1]
+            raise RuntimeError(
+                f"waiting for the {what}: the consumer quarantined {last.get('cid')} "
+                f"({last.get('kind')}: {last.get('error')})"
+            )
 
     def _response(self, round_id: str) -> dict[str, Any] | None:
         path = self.provider.paths.volume_sync_dir / "response.json"

@@ -3,16 +3,17 @@
 The parent generates the data (default 1 GiB) in a plain directory bound as a legacy
 volume, writes the app's ``request.json``, then runs one child per step:
 
-- ``publish``: ``SnapshotPublisher.publish_pending`` (stop, build the tar.zst, start,
-  verify, upload to a ``file://`` store, publish to a ``sqlite://`` registry);
-- ``apply``: ``SnapshotConsumer.tick`` (read the record, download, verify, stage,
+- ``publish``: the provider's ``publish_pending`` in the given snapshot format
+  (``chunked``: ``ChunkedSnapshotPublisher``, else ``SnapshotPublisher``; stop,
+  capture, start, upload to a ``file://`` store, publish to a ``sqlite://`` registry);
+- ``apply``: ``SnapshotConsumer.tick`` (read the record, fetch, verify, stage,
   stop, commit, start) into an empty consumer volume.
 
 The container side is ``FakeContainers`` from the test fakes (stop/start only flip a
 flag), so the child does nothing but the sync work. Each child prints its ``VmRSS``
 before the step (Python and every import loaded) and ``VmHWM`` (peak RSS) after it.
 
-    python -m container_apps.bench.rss publish|apply WORK_DIR   # the child side
+    python -m container_apps.bench.rss publish|apply WORK_DIR FORMAT   # the child side
 """
 
 from __future__ import annotations
@@ -44,12 +45,18 @@ class RssResult:
 
 
 def _dirs(work: Path) -> dict[str, Path]:
-    names = ("provider_vol", "provider_ctl", "provider_out", "provider_hist", "consumer_vol")
+    names: tuple[str, ...] = (
+        "provider_vol",
+        "provider_ctl",
+        "provider_out",
+        "provider_hist",
+        "consumer_vol",
+    )
     names += ("consumer_state", "consumer_ctl", "consumer_hist", "blobs", "cache")
     return {name: work / name for name in names}
 
 
-def measure(work: Path, mib: int, files: int) -> tuple[int, list[RssResult]]:
+def measure(work: Path, mib: int, files: int, fmt: str = "chunked") -> tuple[int, list[RssResult]]:
     """Generate the data under ``work`` and run both children; (data bytes, results)."""
     dirs = _dirs(work)
     for path in dirs.values():
@@ -57,12 +64,12 @@ def measure(work: Path, mib: int, files: int) -> tuple[int, list[RssResult]]:
     size = generate(dirs["provider_vol"], mib, files, seed=11)
     request = {"archive_paths": [f"{DATA_MOUNT}/"], "request_id": "rss"}
     atomic_write_json(dirs["provider_ctl"] / "request.json", request)
-    return size, [_run_child(step, work) for step in ("publish", "apply")]
+    return size, [_run_child(step, work, fmt) for step in ("publish", "apply")]
 
 
-def _run_child(step: str, work: Path) -> RssResult:
+def _run_child(step: str, work: Path, fmt: str) -> RssResult:
     proc = subprocess.run(
-        [sys.executable, "-m", "container_apps.bench.rss", step, str(work)],
+        [sys.executable, "-m", "container_apps.bench.rss", step, str(work), fmt],
         capture_output=True,
         text=True,
         check=False,
@@ -83,7 +90,8 @@ def _backends(dirs: dict[str, Path]) -> tuple[Any, Any]:
     return store, open_registry(f"sqlite://{dirs['blobs'].parent / 'registry.sqlite'}")
 
 
-def _publisher(dirs: dict[str, Path], log: logging.Logger) -> Any:
+def _publisher(dirs: dict[str, Path], fmt: str, log: logging.Logger) -> Any:
+    from container_apps.sync.chunked_publish import ChunkedSnapshotPublisher
     from container_apps.sync.control_files import ControlDir
     from container_apps.sync.history import HistoryLog
     from container_apps.sync.paths import PathResolver
@@ -98,10 +106,12 @@ def _publisher(dirs: dict[str, Path], log: logging.Logger) -> Any:
         node_id="bench-provider",
         work_dir=dirs["provider_out"],
         state_dir=dirs["provider_out"] / "state",
+        archive_format=fmt,
     )
     targets = PublishTargets(store, registry, HistoryLog(dirs["provider_hist"]))
     control = ControlDir(dirs["provider_ctl"], "bench-provider", log=log)
-    return SnapshotPublisher(config, control, resolver, FakeContainers(), targets, log=log)
+    kind = ChunkedSnapshotPublisher if fmt == "chunked" else SnapshotPublisher
+    return kind(config, control, resolver, FakeContainers(), targets, log=log)
 
 
 def _consumer(dirs: dict[str, Path], log: logging.Logger) -> Any:
@@ -118,12 +128,12 @@ def _consumer(dirs: dict[str, Path], log: logging.Logger) -> Any:
     return SnapshotConsumer(settings, source, store, FakeContainers(), resolver, log)
 
 
-def child(step: str, work: Path) -> dict[str, Any]:
+def child(step: str, work: Path, fmt: str) -> dict[str, Any]:
     """Run one step in this (fresh) process; return its figures."""
     logging.basicConfig(level=logging.WARNING)
     log = logging.getLogger(f"bench.rss.{step}")
     dirs = _dirs(work)
-    actor = _publisher(dirs, log) if step == "publish" else _consumer(dirs, log)
+    actor = _publisher(dirs, fmt, log) if step == "publish" else _consumer(dirs, log)
     before = proc_status_mib("VmRSS")
     start = time.perf_counter()
     outcome = actor.publish_pending(time.time()) if step == "publish" else actor.tick(time.time())
@@ -135,4 +145,4 @@ def child(step: str, work: Path) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(child(sys.argv[1], Path(sys.argv[2]))))
+    print(json.dumps(child(sys.argv[1], Path(sys.argv[2]), sys.argv[3])))

@@ -1,28 +1,27 @@
-"""README "Benchmarks" targets as ratios against ``cp -a`` / ``tar | zstd``, in one run.
+"""The performance targets in one run, every figure a ratio against a baseline of that run.
 
-    python bench/run.py [--mib 405] [--files 2048] [--rounds 5] [--poll 1] [--rss-mib 1024]
+    python bench/run.py                # full sizes: 100 MiB, 400 MiB, 1.6 GiB; 1 GiB change
+    python bench/run.py --quick        # 100 MiB only, a 128 MiB change row, 100 MiB RSS
 
-Needs root (loop volumes), a Docker engine and the ``zstd`` CLI (``apt-get install -y
-zstd``). What it does, on one temporary data dir that is removed at the end:
+Needs root (loop volumes), a Docker engine, ``zstd`` and ``restic``
+(``apt-get install -y zstd restic``). Parts (``--parts``, all by default):
 
-1. starts a provider and a consumer ``ContainerAppRunnerPlugin`` in-process (real Docker,
-   FIXED_SIZE_VOLUMES ext4 loop volumes, embedded ``file://`` + ``sqlite://`` backends)
-   and fills the provider's volume with ``--mib`` MiB in ``--files`` files (half random,
-   half text; the default is 425 MB in 2,048 files);
-2. archive build throughput: ``build_archive`` vs ``tar -cf - | zstd -T0 -3`` on that
-   volume (interleaved, median); before each timed build both outputs are removed and
-   ``sync`` runs (untimed), so each build writes a new file with no write-back pending,
-   as a publish does (an overwritten 200 MiB output was otherwise billed to the next run);
-3. ``--rounds`` snapshot rounds (after one warm-up round): the provider app writes
-   ``request.json``; the provider publishes; the consumer applies; the consumer app
-   reports when it sees the data. Before each round ``cp -a`` of the same data to the
-   host's ext4 disk is timed (the baseline of both downtimes), then ``sync`` (untimed)
-   so that its write-back does not land in the round; medians are compared;
-4. transfer time: put + get of the last archive through a ``file://`` store (median of 3);
-   end-to-end must stay within POLL_INTERVAL + 2 x that;
-5. peak RSS of publishing and of applying ``--rss-mib`` MiB, each in a fresh child.
+- ``sizes``: for each ``--sizes`` MiB (files of ``--file-kib`` KiB, half random, half
+  text) a full first snapshot by fresh runners in ``chunked`` and in ``tar.zst``:
+  provider and consumer downtime less the app's Docker stop + start (timed on the same
+  runners), against ``cp -a`` loop volume -> loop volume and ``zstd -dc | tar -x`` into a
+  loop volume; chunked capture throughput against ``tar | zstd -T0 -3`` (``full.py``);
+- ``change``: ``--change-mib`` MiB in ``--change-files`` files, one file changed, on a
+  consumer volume 1.6 x the data: store growth against the first snapshot and restic's,
+  downtimes against stop + start + 0.2 s (``change.py``);
+- ``rss``: peak RSS of a chunked publish and apply of ``--rss-mib`` MiB, each in a fresh
+  child process (``rss.py``).
 
-Prints the sizes used and one table; exits 1 if a target fails, 2 if it cannot run.
+/proc/loadavg is sampled throughout and printed with the table. Everything runs in one
+temporary work dir; every container, mount and loop device made under it is removed at
+the end, also after a failure or SIGINT/SIGTERM. Exit status: 0 when every target is
+PASS, 1 when one is MISS (the table is printed either way), 2 when it cannot run
+(not root, a tool missing) or a measurement failed.
 """
 
 from __future__ import annotations
@@ -31,237 +30,205 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
-from container_apps.bench import rss
-from container_apps.bench.common import (
-    MiB,
-    TargetRow,
-    cp_a,
-    generate,
-    interleaved,
-    median,
-    ratio_row,
-    render_table,
-    tar_zstd,
-    tree_bytes,
-    zstd_missing,
-)
-from container_apps.bench.rig import RoundResult, SyncRig
-from container_apps.stores.factory import open_store
-from container_apps.sync.archive import build_archive
-from container_apps.sync.paths import PathResolver
-from container_apps.volumes.binding import VolumeBinding
+from container_apps.bench import report, rss
+from container_apps.bench.change import ChangeFigures, measure_change
+from container_apps.bench.common import MiB, median, zstd_missing
+from container_apps.bench.full import FORMATS, SizeFigures, measure_size
+from container_apps.bench.loops import sweep
+from container_apps.bench.noise import LoadSampler
+from container_apps.bench.restic_peer import restic_missing
+from container_apps.runner.docker_runtime import DockerRuntime
 
-RSS_LIMIT_MIB = 150.0
-HEADERS = ("target (README)", "measured", "baseline", "ratio", "target", "result")
-
-
-@dataclass(slots=True)
-class Figures:
-    """Everything measured, before it becomes table rows."""
-
-    data_bytes: int = 0
-    data_files: int = 0
-    ours_s: float = 0.0
-    tar_zstd_s: float = 0.0
-    cp_s: list[float] | None = None
-    rounds: list[RoundResult] | None = None
-    transfer_s: float = 0.0
-    rss_bytes: int = 0
-    rss: list[rss.RssResult] | None = None
+PARTS = ("sizes", "change", "rss")
+RSS_FORMAT = "chunked"
 
 
 def say(text: str) -> None:
     print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mib", type=int, default=405, help="snapshot data size in MiB")
-    parser.add_argument("--files", type=int, default=2048, help="number of files in it")
-    parser.add_argument("--rounds", type=int, default=5, help="timed snapshot rounds")
-    parser.add_argument("--repeat", type=int, default=5, help="timed archive builds per method")
-    parser.add_argument("--poll", type=float, default=1.0, help="SYNC.POLL_INTERVAL (s, >= 1)")
-    parser.add_argument("--rss-mib", type=int, default=1024, help="data size of the RSS target")
-    parser.add_argument("--rss-files", type=int, default=1024, help="files in the RSS data")
-    parser.add_argument("--dir", type=Path, default=None, help="work dir parent (default /tmp)")
-    return parser.parse_args()
+    add = parser.add_argument
+    add("--sizes", default="100,400,1638", help="full-snapshot data sizes in MiB, comma-separated")
+    add("--file-kib", type=int, default=200, help="file size of the sizes and RSS data")
+    add("--repeat", type=int, default=1, help="full-snapshot rounds per size (fresh runners)")
+    add("--baseline-repeat", type=int, default=3, help="cp -a and untar runs per round")
+    add("--throughput-repeat", type=int, default=3, help="capture throughput rounds per size")
+    add("--change-mib", type=int, default=1024, help="data size of the change row")
+    add("--change-files", type=int, default=1024, help="files in it (one of them changes)")
+    add("--change-rounds", type=int, default=3, help="change rounds (a new file each)")
+    add("--rss-mib", type=int, default=1638, help="data size of the RSS rows")
+    add("--poll", type=float, default=1.0, help="SYNC.POLL_INTERVAL (s, >= 1)")
+    add("--parts", default=",".join(PARTS), help=f"which parts to run, of {','.join(PARTS)}")
+    add("--quick", action="store_true", help="--sizes 100 --change-mib 128 --rss-mib 100")
+    add("--dir", type=Path, default=None, help="work dir parent (default /tmp)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.change_mib, args.change_files, args.rss_mib = "100", 128, 128, 100
+    args.size_list = [int(s) for s in args.sizes.split(",") if s.strip()]
+    args.part_set = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = args.part_set - set(PARTS)
+    if unknown:
+        parser.error(f"unknown --parts {sorted(unknown)}; choose from {','.join(PARTS)}")
+    return args
 
 
-def main() -> int:
-    args = parse_args()
-    problem = zstd_missing() or (None if os.geteuid() == 0 else "needs root (loop volumes)")
+def files_for(mib: int, file_kib: int) -> int:
+    return max(1, mib * 1024 // file_kib)
+
+
+def cannot_run(args: argparse.Namespace) -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (loop volumes)"
+    if "change" in args.part_set and restic_missing():
+        return restic_missing()
+    return zstd_missing()
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through every finally: nothing is left behind
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problem = cannot_run(args)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
+    signal.signal(signal.SIGTERM, _terminate)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    log = logging.getLogger("bench")
     work = Path(tempfile.mkdtemp(prefix="car-bench-", dir=args.dir))
+    sampler = LoadSampler().start()
     started = time.monotonic()
+    rows: list[report.Row] = []
+    details: list[str] = []
     try:
-        figures = Figures()
-        measure_runners(work, args, figures)
-        say(f"RSS: publish and apply {args.rss_mib} MiB, each in a fresh child process")
-        figures.rss_bytes, figures.rss = rss.measure(work / "rss", args.rss_mib, args.rss_files)
+        measure(work, args, log, rows, details)
+    except Exception as exc:
+        log.exception("bench failed")
+        print(f"bench failed: {exc}", file=sys.stderr)
+        return 2
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    rows = target_rows(figures, args.poll)
-    print_report(figures, args, rows, time.monotonic() - started)
-    return 0 if all(row.passed for row in rows) else 1
+        sampler.stop()
+        clean_up(work)
+    print("\n".join(details))
+    print(sampler.summary())
+    print(report.table(rows))
+    print(f"total {time.monotonic() - started:.0f} s")
+    return 0 if all(row.passed is not False for row in rows) else 1
 
 
-def measure_runners(work: Path, args: argparse.Namespace, figures: Figures) -> None:
-    """Steps 1-4 of the module docstring; the rig is always closed."""
-    say(f"starting provider and consumer runners (data {args.mib} MiB in {args.files} files)")
-    rig = SyncRig(
-        work / "data", data_mib=args.mib, poll_interval=args.poll, log=logging.getLogger("bench")
-    )
-    try:
-        rig.start()
-        generate(rig.provider_data, args.mib, args.files)
-        os.sync()  # no write-back of the fresh data during the timings
-        figures.data_bytes, figures.data_files = tree_bytes(rig.provider_data)
-        say("archive build throughput: build_archive vs tar | zstd -T0 -3")
-        measure_archive(rig.provider_data, work, args.repeat, figures)
-        rig.run_loops()
-        say("warm-up round")
-        rig.round("warm-up")
-        figures.cp_s, figures.rounds = [], []
-        for i in range(args.rounds):
-            figures.cp_s.append(cp_a(rig.provider_data, work / "cp-copy"))
-            os.sync()  # the copy's write-back must not land in the round's timings
-            figures.rounds.append(rig.round(f"round-{i + 1}"))
-            say(f"round {i + 1}/{args.rounds}: {figures.rounds[-1]}")
-        shutil.rmtree(work / "cp-copy", ignore_errors=True)
-        blob = rig.data.shared_blobs / figures.rounds[-1].cid
-        figures.transfer_s = measure_transfer(blob, work / "transfer")
-    finally:
-        rig.close()
-
-
-def measure_archive(data: Path, work: Path, repeat: int, figures: Figures) -> None:
-    resolver = PathResolver([VolumeBinding("data", "fixed", data, "/app/data")])
-    sources = [resolver.resolve_for_read("/app/data")]
-    ours_out, tar_out = work / "ours.tar.zst", work / "tar.tar.zst"
-
-    def fresh_outputs() -> None:
-        # Each run writes a new file, as a publish does: replacing the last 200 MiB output
-        # (and its pending write-back) would be billed to whichever method runs next.
-        ours_out.unlink(missing_ok=True)
-        tar_out.unlink(missing_ok=True)
-        os.sync()
-
-    times = interleaved(
-        repeat,
-        {
-            "ours": lambda: build_archive(sources, ours_out, fmt="tar.zst", level=3),
-            "tar": lambda: tar_zstd(data, tar_out),
-        },
-        before_each=fresh_outputs,
-    )
-    figures.ours_s, figures.tar_zstd_s = median(times["ours"]), median(times["tar"])
-    ours_out.unlink(missing_ok=True)
-    tar_out.unlink(missing_ok=True)
-
-
-def measure_transfer(blob: Path, work: Path, repeat: int = 3) -> float:
-    """Median seconds of put + get of ``blob`` through a fresh ``file://`` store."""
-    times = []
-    for i in range(repeat):
-        store = open_store(f"file://{work / f'blobs-{i}'}", cache_dir=work / "cache")
-        start = time.perf_counter()
-        cid = store.put(blob)
-        store.get(cid, sha256=None)
-        times.append(time.perf_counter() - start)
-    shutil.rmtree(work, ignore_errors=True)
-    return median(times)
-
-
-def target_rows(f: Figures, poll: float) -> list[TargetRow]:
-    assert f.rounds and f.cp_s and f.rss
-    cp = median(f.cp_s)
-    mib = f.data_bytes / MiB
-    transfer_bound = poll + 2 * f.transfer_s
-    rows = [
-        ratio_row(
-            "provider downtime / cp -a",
-            median([r.provider_downtime for r in f.rounds]),
-            cp,
-            "s",
-            1.5,
-        ),
-        ratio_row(
-            "archive MiB/s / tar|zstd",
-            mib / f.ours_s,
-            mib / f.tar_zstd_s,
-            "MiB/s",
-            1.0,
-            at_least=True,
-        ),
-        ratio_row(
-            "consumer downtime / cp -a",
-            median([r.consumer_downtime for r in f.rounds]),
-            cp,
-            "s",
-            1.5,
-        ),
-    ]
-    for result in f.rss:
-        rows.append(
-            TargetRow(
-                f"peak RSS {result.step} {f.rss_bytes / MiB:.0f} MiB",
-                result.peak_mib,
-                result.before_mib,
-                "MiB",
-                f"<= {RSS_LIMIT_MIB:g} MiB",
-                result.peak_mib <= RSS_LIMIT_MIB,
+def measure(
+    work: Path,
+    args: argparse.Namespace,
+    log: logging.Logger,
+    rows: list[report.Row],
+    details: list[str],
+) -> None:
+    """Run the selected parts; append their rows and detail lines."""
+    if "sizes" in args.part_set:
+        for mib in args.size_list:
+            files = files_for(mib, args.file_kib)
+            figures = measure_size(
+                work,
+                mib,
+                files,
+                repeat=args.repeat,
+                baseline_repeat=args.baseline_repeat,
+                throughput_repeat=args.throughput_repeat,
+                poll=args.poll,
+                log=log,
+                say=say,
             )
+            rows.extend(report.size_rows(figures))
+            details.append(size_details(figures))
+    if "change" in args.part_set:
+        change = measure_change(
+            work,
+            args.change_mib,
+            args.change_files,
+            rounds=args.change_rounds,
+            poll=args.poll,
+            log=log,
+            say=say,
         )
-    rows.append(
-        ratio_row(
-            "end-to-end / (poll + 2 x put+get)",
-            median([r.end_to_end for r in f.rounds]),
-            transfer_bound,
-            "s",
-            1.0,
+        rows.extend(report.change_rows(change, args.poll))
+        details.append(change_details(change))
+    if "rss" in args.part_set:
+        files = files_for(args.rss_mib, args.file_kib)
+        say(f"RSS: {RSS_FORMAT} publish and apply of {args.rss_mib} MiB, each in a fresh child")
+        size, results = rss.measure(work / "rss", args.rss_mib, files, RSS_FORMAT)
+        shutil.rmtree(work / "rss", ignore_errors=True)
+        rows.extend(report.rss_rows(results, size, RSS_FORMAT))
+        details.append(
+            f"RSS children: {size / MiB:.0f} MiB in {files} files; "
+            + "; ".join(f"{r.step} {r.seconds:.1f} s" for r in results)
         )
-    )
-    return rows
 
 
-def print_report(f: Figures, args: argparse.Namespace, rows: list[TargetRow], total: float) -> None:
-    assert f.rounds and f.cp_s and f.rss
-    print(
-        f"data: {f.data_bytes / MiB:.0f} MiB in {f.data_files} files "
-        f"(archive {f.rounds[-1].archive_bytes / MiB:.0f} MiB); {args.rounds} rounds after a "
-        f"warm-up, medians; POLL_INTERVAL {args.poll:g} s; RSS data {f.rss_bytes / MiB:.0f} MiB "
-        f"in {args.rss_files} files; {os.cpu_count()} CPUs"
-    )
-    per_round = {
-        "cp -a": f.cp_s,
-        "provider downtime": [r.provider_downtime for r in f.rounds],
-        "consumer downtime": [r.consumer_downtime for r in f.rounds],
-        "end-to-end": [r.end_to_end for r in f.rounds],
-    }
-    print(
-        " | ".join(f"{name} {_list(values)} s" for name, values in per_round.items())
-        + f" | put+get {f.transfer_s:.2f} s"
-    )
-    print(
-        f"archive build: ours {f.ours_s:.2f} s, tar|zstd {f.tar_zstd_s:.2f} s; "
-        + "; ".join(f"{r.step} {r.seconds:.1f} s" for r in f.rss)
-        + " (RSS children); baseline of the RSS rows = RSS before the step"
-    )
-    print(render_table(HEADERS, [row.cells() for row in rows]))
-    print(f"total {total:.0f} s")
+def clean_up(work: Path) -> None:
+    """The backstop after every part cleaned up after itself: sweep, then remove."""
+    runtime = DockerRuntime()
+    try:
+        leftovers = sweep(work, runtime)
+    finally:
+        runtime.close()
+    if leftovers:
+        say("cleaned up leftovers: " + ", ".join(leftovers))
+    shutil.rmtree(work, ignore_errors=True)
 
 
-def _list(values: list[float]) -> str:
-    return "/".join(f"{v:.2f}" for v in values)
+def _s(values: list[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in values) + " s"
+
+
+def size_details(f: SizeFigures) -> str:
+    parts = [f"{report.size_label(f.mib)}: {f.data_bytes / MiB:.0f} MiB in {f.files} files"]
+    for fmt in FORMATS:
+        snaps = f.snapshots[fmt]
+        parts.append(
+            f"{fmt}: downtime provider {_s([s.provider_downtime for s in snaps])}, "
+            f"consumer {_s([s.consumer_downtime for s in snaps])}; stop+start provider "
+            f"{_s([s.provider_stop_start for s in snaps])}, consumer "
+            f"{_s([s.consumer_stop_start for s in snaps])}; stored "
+            f"{report.human_bytes(median([s.stored_bytes for s in snaps]))}"
+        )
+    capture = ", ".join(f"{name} {_s(values)}" for name, values in f.capture_s.items())
+    parts.append(f"cp -a {_s(f.cp_s)}; zstd -dc|tar -x {_s(f.untar_s)}; {capture}")
+    return "\n  ".join(parts)
+
+
+def change_details(f: ChangeFigures) -> str:
+    assert f.first is not None
+    size = report.human_bytes
+    lines = [
+        f"change: {f.data_bytes / MiB:.0f} MiB in {f.files} files; consumer volume "
+        f"{f.consumer_volume_mib} MiB; first snapshot stored {size(f.first_store_bytes)}, "
+        f"downtime provider {f.first.provider_downtime:.2f} s, consumer "
+        f"{f.first.consumer_downtime:.2f} s; {f.restic_version}: first backup "
+        f"{size(f.restic_first_bytes)} in {f.restic_first_s:.2f} s",
+    ]
+    for i, r in enumerate(f.rounds, 1):
+        lines.append(
+            f"round {i}: {size(r.changed_bytes)} changed; added {size(r.added_bytes)} in "
+            f"{r.added_blobs} blobs (index {size(r.added_index_bytes)}), restic "
+            f"{size(r.restic_growth_bytes)}; downtime provider "
+            f"{r.result.provider_downtime:.2f} s, consumer {r.result.consumer_downtime:.2f} s; "
+            f"stop+start provider {r.provider_stop_start:.2f} s, consumer "
+            f"{r.consumer_stop_start:.2f} s; capture+upload {r.publish_s:.2f} s, restic "
+            f"{r.restic_s:.2f} s; end-to-end {r.result.end_to_end:.2f} s, put+get "
+            f"{r.transfer_s:.2f} s"
+        )
+    return "\n  ".join(lines)
 
 
 if __name__ == "__main__":
