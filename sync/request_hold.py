@@ -7,7 +7,8 @@ app for a publish that cannot land. So the request is claimed (``request.json`` 
 app knows it was seen. When the backends are back, ``release`` gives the claimed request
 back as ``request.json`` (the re-queue of a start), and the publisher handles it at once.
 A runner that dies meanwhile re-queues it at start the same way, and a newer request
-from the app replaces the held one (a pending request wins, §5.5).
+from the app replaces the held one (a pending request wins: docs/FORMAT.md,
+"request.json (app → provider)").
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def _published_before(history: HistoryLog, cid: str, log: logging.Logger) -> boo
 
 
 class UnrecordedCids:
-    """CIDs a provider published while its sent history could not be written (§7.9).
+    """CIDs a provider published while its sent history could not be written (README, "Retirement").
 
     ``retire_superseded`` finds what to retire in the history, where these have no
     entry; without this list their blobs would stay in the store for good. The list

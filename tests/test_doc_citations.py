@@ -23,7 +23,7 @@ CITATION = re.compile(
     r'(docs/FORMAT\.md|docs/BACKENDS\.md|README(?:\.md)?)[,:]?\s*(?:#\s*)?\(?"([^"\n]+)"'
 )
 # What a citation of the contract this project was written against looked like.
-FOREIGN = re.compile(r"\bSPEC\s*§|\bSPEC\.md\b|\bthe SPEC\b|\bSPEC's\b")
+FOREIGN = re.compile(r"\bSPEC\s*§|\bSPEC\.md\b|\bthe SPEC\b|\bSPEC's\b|§\s*\d")
 
 
 def _sources() -> list[Path]:
@@ -91,6 +91,7 @@ def test_the_check_finds_a_foreign_document_and_a_missing_section(
         '# claim (SPEC §5.2)\n# see docs/FORMAT.md, "No such section"\n'
         '# fine: docs/FORMAT.md, "request.json" and README, "Safety rules"\n'
         '# wrapped: docs/BACKENDS.md,\n# "Storage layouts"\n'
+        "# a bare section number (§7.9)\n"
     )
-    assert dangling(text, doc_headings) == ["SPEC §", 'docs/FORMAT.md, "No such section"']
+    assert dangling(text, doc_headings) == ["SPEC §", "§7", 'docs/FORMAT.md, "No such section"']
     assert headings("```sh\n# a comment\n```\n## Real heading\n") == ["Real heading"]

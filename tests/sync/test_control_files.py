@@ -163,7 +163,7 @@ def test_oversize_body_is_refused_after_reading_at_most_limit_plus_one(control, 
     assert claimed.raw_body is None and claimed.body is None
 
 
-# --- §5.3 failure artifacts -------------------------------------------------------------
+# --- failure artifacts (docs/FORMAT.md, "response.json and request.json.invalid, failure")
 
 
 def test_fail_writes_invalid_and_response_exactly(control, control_dir, clock) -> None:
@@ -264,7 +264,7 @@ def test_writes_into_a_symlinked_control_dir_are_refused_and_logged(
     assert "not a real directory" in caplog.text
 
 
-# --- §5.4 success ------------------------------------------------------------------------
+# --- success (docs/FORMAT.md, "response.json (provider → app), success") ---------------
 
 
 def test_succeed_writes_ok_removes_stale_invalid_and_processing(control, control_dir) -> None:
@@ -282,7 +282,7 @@ def test_in_progress_status(control: ControlDir, control_dir: Path) -> None:
     assert _read(control_dir / C.RESPONSE_FILE) == {"status": "in_progress", "request_id": "r"}
 
 
-# --- §5.5 recovery -----------------------------------------------------------------------
+# --- recovery of a claimed request (docs/FORMAT.md, "request.json (app → provider)") ----
 
 
 def test_orphan_processing_is_renamed_back(control, control_dir) -> None:
