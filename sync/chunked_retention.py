@@ -33,7 +33,7 @@ from . import constants as C
 from .chunks.index import SnapshotIndex
 from .chunks.index_parse import IndexInvalid, IndexLimits, parse_index
 from .history import HistoryEntry, HistoryLog
-from .retention import RetireOutcome, is_retired
+from .retention import RetireOutcome, is_retired, record_retirement
 
 # Our own indexes: bounded in bytes like any index, but not by a consumer's entry limits.
 OWN_INDEX_LIMITS = IndexLimits(max_entries=2**40, max_total_bytes=2**62)
@@ -134,13 +134,7 @@ def retire_snapshots(
             error = _retire_chunked(store, entry.cid, kept_packs, log)
         else:
             error = _delete(store, entry.cid)
-        if error is not None:
-            log.warning("retirement of %s failed, will retry next time: %s", entry.cid, error)
-        try:
-            history.update_deletion(entry, succeeded=error is None, error=error, at=now)
-        except Exception:
-            log.exception("retirement: could not record the outcome for %s", entry.cid)
-        outcomes.append(RetireOutcome(entry.cid, error is None, error))
+        outcomes.append(record_retirement(history, entry, error, now, log))
     return outcomes
 
 

@@ -81,13 +81,25 @@ def retire_superseded(
             store.delete(entry.cid, remote=remote, local=local)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("retirement of %s failed, will retry next time: %s", entry.cid, error)
-        try:
-            history.update_deletion(entry, succeeded=error is None, error=error, at=now)
-        except Exception:
-            log.exception("retirement: could not record the outcome for %s", entry.cid)
-        outcomes.append(RetireOutcome(entry.cid, error is None, error))
+        outcomes.append(record_retirement(history, entry, error, now, log))
     return outcomes
+
+
+def record_retirement(
+    history: HistoryLog, entry: HistoryEntry, error: str | None, now: float, log: logging.Logger
+) -> RetireOutcome:
+    """Log a failed deletion and write the outcome into ``entry``'s history; never raises.
+
+    Shared by every retirement (tar blobs here, chunked snapshots in
+    ``chunked_retention.py``), so an entry's ``deletion`` is written one way.
+    """
+    if error is not None:
+        log.warning("retirement of %s failed, will retry next time: %s", entry.cid, error)
+    try:
+        history.update_deletion(entry, succeeded=error is None, error=error, at=now)
+    except Exception:
+        log.exception("retirement: could not record the outcome for %s", entry.cid)
+    return RetireOutcome(entry.cid, error is None, error)
 
 
 def delete_unpublished(
