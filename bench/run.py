@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add = parser.add_argument
     add("--sizes", default="100,400,1638", help="full-snapshot data sizes in MiB, comma-separated")
     add("--file-kib", type=int, default=200, help="file size of the sizes and RSS data")
-    add("--repeat", type=int, default=1, help="full-snapshot rounds per size (fresh runners)")
+    add("--repeat", type=int, default=3, help="full-snapshot rounds per size (fresh runners)")
     add("--baseline-repeat", type=int, default=3, help="cp -a and untar runs per round")
     add("--throughput-repeat", type=int, default=3, help="capture throughput rounds per size")
     add("--change-mib", type=int, default=1024, help="data size of the change row")
