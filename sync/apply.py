@@ -228,7 +228,10 @@ class ApplyTransaction:
                 )
         self._set_dir_mtimes()
 
-    def _apply_op(self, op: PlannedOp, backup_dir: str, data: IO[bytes] | None) -> None:
+    def _apply_op(
+        self, op: PlannedOp, backup_dir: str, data: IO[bytes] | None, staged: str | None = None
+    ) -> None:
+        """Run one op; a file comes from ``data``, or is ``staged`` in its volume (renamed)."""
         resolved = self._resolver.resolve(op.container_path)
         if str(resolved.host_path) != op.host_path:
             raise SnapshotInvalid(f"{op.container_path!r} maps elsewhere than planned")
@@ -249,6 +252,8 @@ class ApplyTransaction:
                 os.mkdir(target, 0o700)
                 os.chown(target, uid, gid, follow_symlinks=False)
                 os.chmod(target, dir_mode(op.mode))
+            elif staged is not None:  # owner, mode and mtime were set when it was staged
+                os.rename(staged, target)
             else:
                 assert data is not None
                 _write_file(target, data, op, uid, gid)

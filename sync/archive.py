@@ -34,7 +34,7 @@ import zstandard
 
 from ..errors import SyncError
 from . import constants as C
-from .archive_sink import HashingSink, archive_build_error
+from .archive_sink import HashingSink, archive_build_error, runner_entry
 from .paths import ResolvedPath
 
 # Called with (unpacked bytes done, total or None) while an archive is built.
@@ -173,6 +173,8 @@ class ArchiveWriter:
             if stat.S_ISDIR(st.st_mode):
                 self.add_member(_dir_info(container, st))
                 for name in sorted(os.listdir(host), reverse=True):
+                    if runner_entry(source, host, name):
+                        continue
                     child = posixpath.join(container, name)
                     if child not in skip:
                         stack.append((os.path.join(host, name), child))

@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 from ..errors import SyncError
 from . import constants as C
+from .paths import ResolvedPath
+from .preflight import RESERVED_PREFIX
 
 _WRITE_QUEUE_CHUNKS = 8  # compressed chunks (<= ~1 MiB each) waiting for the writer thread
 
@@ -88,3 +90,15 @@ class HashingSink:
 
     def hexdigest(self) -> str:
         return self._hash.hexdigest()
+
+
+def runner_entry(source: ResolvedPath, host: str, name: str) -> bool:
+    """Whether ``name`` in directory ``host`` is the runner's own, never app data.
+
+    At a volume root, ``.car-sync-*`` names are the consumer's (a commit's backup dir,
+    the in-volume staging dir: docs/FORMAT.md, "Host-side layout"); a capture leaves
+    them out, as a consumer would refuse them.
+    """
+    return (
+        not source.relative and host == str(source.host_path) and name.startswith(RESERVED_PREFIX)
+    )

@@ -8,25 +8,26 @@ are written differ:
   size and 64 MiB), check its digest, parse it strictly within this consumer's limits
   (``MAX_MEMBERS``, ``MAX_UNPACKED_BYTES``), plan it (``sync/chunked_plan.py``: the same
   per-member checks as a tar, free space counted only for what will be written), then
-  fetch only the chunks of the files to write into ``sync_state/staging/``, each chunk
-  verified against its id before a byte of it is written there;
+  fetch only the chunks of the files to write, each chunk verified against its id
+  before a byte of it is written: into a hidden directory on the file's own volume
+  when it has room (``sync/volume_staging.py``), else into ``sync_state/staging/``;
 - ``commit()`` (the app stopped) is the base class's: the journal header before the
   first write, any error rolled back. Each planned op runs in order; a file the volume
   already held is looked at once more and skipped if unchanged (the app may have
   written it since staging: then it is written after all, its chunks fetched now);
-  every other file is written from its staged copy;
+  a file staged in its volume and untouched since is renamed into place; every other
+  file is copied from its staged copy (fetched now if the app changed it);
 - ``finish()`` records what the commit left (``sync/applied_files.py``) before the app
-  starts again, then empties the staging directory.
+  starts again, then empties both staging directories.
 
-The staging directory is outside the volumes on purpose: the app never sees half a
-snapshot, and nothing of it is in a volume when the app runs (``sync/staging.py`` says
-why a tar is not extracted ahead the same way: it would be a full copy; here only
-changed files are).
+The rename-commit journals exactly as a write does (``n.new``/``n.bak`` markers before
+the change), so a rollback or a kill -9 at any point is undone the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import logging
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import CarError, SnapshotInvalid
+from ..fsutil import sync_filesystems
 from ..stores.base import BlobStore
 from . import constants as C
 from .applied_files import AppliedFile, AppliedFiles, content_key
@@ -53,6 +55,7 @@ from .paths import PathResolver
 from .preflight import ConsumerLimits, DigestMismatch, NoSpace, expected_sha256
 from .records import SyncRecord
 from .staging import SPACE_RESERVE_BYTES, StagedPlan
+from .volume_staging import VolumeStaging, has_room
 
 
 def clear_staging(state_dir: Path, log: logging.Logger) -> None:
@@ -88,6 +91,7 @@ class ChunkedApplyTransaction(ApplyTransaction):
         self._chunked: ChunkedPlan | None = None
         self._judge: FileJudge | None = None
         self._applied: dict[str, AppliedFile] = {}
+        self._in_volume = VolumeStaging(log)
         self.files_written = 0
         self.files_kept = 0
         self.bytes_fetched = 0
@@ -121,11 +125,12 @@ class ChunkedApplyTransaction(ApplyTransaction):
             self._log,
         )
         self._index, self._chunked, self._record = index, plan, record
-        self._check_staging_space(plan.fetch_bytes)
+        on_host = self._stage_in_volumes(index, plan)
+        self._check_staging_space(sum(plan.fetch_ops[p].size for p in on_host))
         stats = ChunkedSnapshotReader(self._store).extract(
-            index, self._staging, wanted=lambda e: e.path in plan.fetch
+            index, self._staging, wanted=lambda e: e.path in on_host
         )
-        self.bytes_fetched = stats.bytes_fetched
+        self.bytes_fetched += stats.bytes_fetched
         self._plan = StagedPlan(
             archive=self._staging,
             archive_format=C.ARCHIVE_FORMAT_CHUNKED,
@@ -137,6 +142,49 @@ class ChunkedApplyTransaction(ApplyTransaction):
             extracted_paths=tuple(record.manifest.archive_paths),
         )
         return self._plan
+
+    def _stage_in_volumes(self, index: SnapshotIndex, plan: ChunkedPlan) -> set[str]:
+        """Fetch the files to write into their own volume where it has room (one
+        ``rename`` each at the commit, ``sync/volume_staging.py``); the paths left for
+        the host staging directory are returned.
+
+        Raises:
+            StoreError, SnapshotInvalid: as ``ChunkedSnapshotReader.extract_files``.
+        """
+        by_volume: dict[str, list[str]] = {}
+        for path, op in plan.fetch_ops.items():
+            by_volume.setdefault(op.volume, []).append(path)
+        on_host: set[str] = set()
+        targets: dict[str, Path] = {}
+        for volume, paths in by_volume.items():
+            folder = None
+            if has_room(volume, (plan.fetch_ops[p].size for p in paths)):
+                try:
+                    folder = self._in_volume.make_dir(volume)
+                except OSError as exc:
+                    self._log.warning("cannot stage in volume %s: %s", volume, exc)
+            if folder is None:
+                on_host.update(paths)
+                continue
+            targets.update((p, folder / str(plan.fetch_ops[p].index)) for p in paths)
+        if not targets:
+            return on_host
+        try:
+            stats = ChunkedSnapshotReader(self._store).extract_files(index, targets)
+            for path, target in targets.items():
+                op = plan.fetch_ops[path]
+                assert op.mtime_ns is not None  # chunked ops carry the entry's mtime_ns
+                self._in_volume.add(op.index, target, self._owner(op.volume), op.mode, op.mtime_ns)
+            # durable now, while the app runs: the commit's syncfs has little left to do
+            sync_filesystems(self._in_volume.volume_dirs())
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self._log.warning("a volume filled up while staging (%s); staging on the host", exc)
+            self._in_volume.clear()
+            return set(plan.fetch)
+        self.bytes_fetched += stats.bytes_fetched
+        return on_host
 
     def _fetch_index(self, record: SyncRecord, limits: ConsumerLimits) -> SnapshotIndex:
         manifest = record.manifest
@@ -192,8 +240,12 @@ class ChunkedApplyTransaction(ApplyTransaction):
         held = self._chunked.held.get(op.index)
         st = self._judge.still_held(entry, op.host_path, held) if held is not None else None
         if st is None:
-            with self._content(entry) as data:
-                self._apply_op(op, backup_dir, data)
+            staged = self._in_volume.take(op.index)
+            if staged is not None:
+                self._apply_op(op, backup_dir, None, staged)
+            else:
+                with self._content(entry) as data:
+                    self._apply_op(op, backup_dir, data)
             st = os.lstat(op.host_path)
             self.files_written += 1
         else:
@@ -233,6 +285,7 @@ class ChunkedApplyTransaction(ApplyTransaction):
             except (OSError, CarError) as exc:  # the next apply compares files instead
                 self._log.warning("applied-file facts not saved: %s", exc)
         clear_staging(self._state_dir, self._log)
+        self._in_volume.clear()
         self._log.info(
             "chunked apply of %s: %d file(s) written, %d already in place, %d bytes fetched",
             self._record.cid if self._record else "?",
@@ -247,3 +300,4 @@ class ChunkedApplyTransaction(ApplyTransaction):
             super().rollback()
         finally:
             clear_staging(self._state_dir, self._log)
+            self._in_volume.clear()

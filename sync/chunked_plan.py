@@ -35,7 +35,7 @@ from .applied_files import RACY_NS, AppliedFiles, content_key
 from .apply import file_mode
 from .chunks.ids import ChunkIds
 from .chunks.index import IndexEntry, SnapshotIndex
-from .journal import KIND_FILE, KIND_PARENT, Journal
+from .journal import KIND_FILE, KIND_PARENT, Journal, PlannedOp
 from .paths import PathResolver
 from .preflight import ConsumerLimits, MemberValidator
 from .records import SyncRecord
@@ -178,6 +178,7 @@ class ChunkedPlan:
     volumes: tuple[str, ...] = ()
     held: dict[int, Held] = field(default_factory=dict)
     fetch: set[str] = field(default_factory=set)  # index paths
+    fetch_ops: dict[str, PlannedOp] = field(default_factory=dict)  # index path -> its op
     fetch_bytes: int = 0
 
 
@@ -228,6 +229,7 @@ def plan_index(
                     budget.add(op)
                     if op.kind == KIND_FILE and entry.size:
                         plan.fetch.add(entry.path)
+                        plan.fetch_ops[entry.path] = op
                         plan.fetch_bytes += entry.size
                 out.write(op.to_line())
                 plan.ops += 1

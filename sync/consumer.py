@@ -40,6 +40,7 @@ from .record_source import OutageLog, RecordSource
 from .records import RecordInvalid, SyncRecord, parse_record
 from .startup_recovery import StartupRecovery
 from .state_records import Durations
+from .volume_staging import sweep_volume_staging
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +158,7 @@ class SnapshotConsumer:
         self._recovery.run(time.time() if now is None else now)
         self._sweep_downloads()  # after recovery: an apply it finished keeps its copy
         clear_staging(self._settings.sync_state_dir, self._log)
+        sweep_volume_staging(self._resolver.syncable_roots(), self._log)
 
     # --- steps -----------------------------------------------------------------------
     def _sweep_downloads(self) -> None:

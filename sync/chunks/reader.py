@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,11 +118,35 @@ class ChunkedSnapshotReader:
         payloads = self._payloads((f, ref) for f in files for ref in f.chunks)
         written = 0
         for number, entry in enumerate(files):
-            written += _write_file(dest, entry, payloads, ids, number)
+            written += _write_file(dest / entry.path, entry, payloads, ids, number)
         _finish_dirs(dest, dirs)
         return ReadStats(
             files_written=len(files),
             dirs_made=len(dirs),
+            chunks_fetched=self._counts["chunks"],
+            ranges_fetched=self._counts["ranges"],
+            bytes_fetched=self._counts["fetched"],
+            bytes_written=written,
+        )
+
+    def extract_files(self, index: SnapshotIndex, targets: Mapping[str, Path]) -> ReadStats:
+        """Write each file ``targets`` names (index path -> file path) there, nothing else.
+
+        The targets' directories must exist; files are written in index order (what
+        keeps range reads of adjacent chunks together). Raises as ``extract``.
+        """
+        ids = KNOWN_CHUNK_HASHES.get(index.chunk_hash)
+        if ids is None:
+            raise IndexInvalid(f"snapshot index: unknown chunk_hash {index.chunk_hash!r}")
+        self._counts = {"chunks": 0, "ranges": 0, "fetched": 0}
+        files = [e for e in index.files() if e.path in targets]
+        payloads = self._payloads((f, ref) for f in files for ref in f.chunks)
+        written = 0
+        for number, entry in enumerate(files):
+            written += _write_file(targets[entry.path], entry, payloads, ids, number)
+        return ReadStats(
+            files_written=len(files),
+            dirs_made=0,
             chunks_fetched=self._counts["chunks"],
             ranges_fetched=self._counts["ranges"],
             bytes_fetched=self._counts["fetched"],
@@ -170,14 +194,13 @@ class ChunkedSnapshotReader:
 
 
 def _write_file(
-    dest: Path,
+    target: Path,
     entry: IndexEntry,
     payloads: Iterator[tuple[_Item, memoryview]],
     ids: ChunkIds,
     number: int,
 ) -> int:
     """Write one file from its chunks (temp name, then rename); return its size."""
-    target = dest / entry.path
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".car-part-{number}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from ...errors import SyncError
-from ..archive_sink import archive_build_error
+from ..archive_sink import archive_build_error, runner_entry
 from ..paths import ResolvedPath
 
 
@@ -80,6 +80,8 @@ def _walk_one(source: ResolvedPath, skip: frozenset[str]) -> Iterator[WalkItem]:
         if stat.S_ISDIR(st.st_mode):
             yield WalkItem(host, container.lstrip("/"), st)
             for name in sorted(os.listdir(host), reverse=True):
+                if runner_entry(source, host, name):
+                    continue
                 child = posixpath.join(container, name)
                 if child not in skip:
                     stack.append((os.path.join(host, name), child))
