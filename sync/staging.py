@@ -15,8 +15,10 @@ Why not extract into a staging directory and rename at commit time:
   makes the commit a copy anyway, i.e. the same downtime as writing from the archive;
 - writing from the archive at commit costs one extra decompression of the archive
   (zstd: about a second per GiB) and nothing else.
-The per-apply backup dir of the commit is the only runner file ever in a volume, and
-it exists only while the app is stopped.
+For a tar, the per-apply backup dir of the commit is the only runner file ever in a
+volume, and it exists only while the app is stopped. A chunked apply writes only the
+changed files, so staging those in the volume is not a full copy: it does so, in a
+directory the commit checks before trusting it (``sync/volume_staging.py``).
 
 Free space: every planned byte counts as new (replaced files survive as backups until
 the commit ends), rounded up to the volume's block size, plus one block per directory

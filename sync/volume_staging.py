@@ -113,15 +113,14 @@ class VolumeStaging:
         try:
             dir_st = os.lstat(folder)
             file_st = os.lstat(staged.path)
+            intact = (
+                stat.S_ISDIR(dir_st.st_mode)
+                and (dir_st.st_dev, dir_st.st_ino) == self._dirs.get(folder)
+                and stat_key(file_st) == staged.key
+            )
         except OSError:
-            dir_st = file_st = None
-        if (
-            dir_st is None
-            or file_st is None
-            or not stat.S_ISDIR(dir_st.st_mode)
-            or (dir_st.st_dev, dir_st.st_ino) != self._dirs.get(folder)
-            or stat_key(file_st) != staged.key
-        ):
+            intact = False
+        if not intact:
             self._log.warning("staged copy of op %d changed while the app ran; refetching", index)
             return None
         return staged.path
