@@ -107,6 +107,34 @@ class SnapshotCapture:
             downtime = self._monotonic() - stop_began
         return result, downtime
 
+    def stopped_until_read(self, build: Callable[[Callable[[], None]], T]) -> tuple[T, float]:
+        """``stopped``, but ``build`` may start the app itself, through the callable it is
+        given, once it has read everything it needs; the downtime ends there.
+
+        The snapshot stays the stopped app's: only work on what was already read (a
+        chunked capture's pack hashes, its index) runs with the app up.
+
+        Returns:
+            (what ``build`` returned, the downtime in seconds).
+
+        Raises:
+            as ``stopped``.
+        """
+        stop_began = self._monotonic()
+        self._stop()
+        downtime: list[float] = []
+
+        def release() -> None:
+            if not downtime:
+                self._restart()
+                downtime.append(self._monotonic() - stop_began)
+
+        try:
+            result = build(release)
+        finally:
+            release()  # a no-op if build released already
+        return result, downtime[0]
+
     def sources(self, request: SyncRequest) -> list[ResolvedPath]:
         """The request's paths resolved for reading, now (the app may have planted a link).
 

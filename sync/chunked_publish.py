@@ -30,6 +30,7 @@ the upload and what is cleaned up afterwards:
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,13 +74,13 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
         previous, known = self._starting_point()
         writer = ChunkedSnapshotWriter(run.archive, level=self.config.compression_level)
 
-        def build() -> StagedSnapshot:
-            return self._write(writer, run.request, previous, known)
+        def build(release: Callable[[], None] | None = None) -> StagedSnapshot:
+            return self._write(writer, run.request, previous, known, release)
 
         if run.request.provider_capture == C.CAPTURE_ONLINE:
             staged, downtime = build(), 0.0  # read from the host while the app runs
-        else:
-            staged, downtime = self.capture.stopped(build)
+        else:  # the app restarts once every file is read (packs hashed after it)
+            staged, downtime = self.capture.stopped_until_read(build)
         run.durations["archive"] = self._monotonic() - started
         run.downtime = downtime
         self._staged = staged
@@ -110,10 +111,11 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
         request: SyncRequest,
         previous: PreviousSnapshot | None,
         known: dict[str, ChunkRef],
+        release: Callable[[], None] | None = None,
     ) -> StagedSnapshot:
         sources = self.capture.sources(request)
         try:
-            return writer.write(sources, previous, known)
+            return writer.write(sources, previous, known, on_read_done=release)
         except OSError as exc:
             self._log.error("writing the chunked snapshot failed: %s", exc)
             raise SyncError(

@@ -117,6 +117,8 @@ class ChunkedSnapshotWriter:
         sources: Sequence[ResolvedPath],
         previous: PreviousSnapshot | None = None,
         known: Mapping[str, ChunkRef] | None = None,
+        *,
+        on_read_done: Callable[[], None] | None = None,
     ) -> StagedSnapshot:
         """Capture ``sources`` (resolved for reading) as a staged snapshot.
 
@@ -126,6 +128,10 @@ class ChunkedSnapshotWriter:
                 computed another way) makes a full capture.
             known: chunks already in the store from other kept indexes with the same
                 ``chunk_hash`` (the previous index's chunks are added automatically).
+            on_read_done: called once every file has been read and encoded, before the
+                packs are hashed and the index is written (none of which reads the
+                sources): a provider restarts its app there. Packs are then hashed only
+                after it (``PackWriter``'s ``defer_hashing``).
 
         Raises:
             SyncError: stage ``archive_build``; a link or special file, a path that
@@ -140,11 +146,11 @@ class ChunkedSnapshotWriter:
         if previous is not None:
             for digest, ref in known_chunks([previous.index]).items():
                 stored.setdefault(digest, ref)
-        with _Capture(self, stored, previous) as capture:
+        with _Capture(self, stored, previous, defer_hashing=on_read_done is not None) as capture:
             for item in walk_sources(sources):
                 capture.add(item)
             roots = tuple(s.container_path.lstrip("/") for s in walked_sources(sources))
-            return capture.finish(roots, started)
+            return capture.finish(roots, started, on_read_done)
 
 
 class _Capture:
@@ -155,6 +161,8 @@ class _Capture:
         writer: ChunkedSnapshotWriter,
         stored: dict[str, ChunkRef],
         previous: PreviousSnapshot | None,
+        *,
+        defer_hashing: bool = False,
     ) -> None:
         self._w = writer
         self._stored = stored
@@ -167,7 +175,10 @@ class _Capture:
             self._prev_files = {e.path: e for e in previous.index.files()}
         self._pool = ThreadPoolExecutor(writer._threads, thread_name_prefix="chunk")
         self._packs = PackWriter(
-            writer.staging_dir / "packs", target_bytes=writer._pack_target, executor=self._pool
+            writer.staging_dir / "packs",
+            target_bytes=writer._pack_target,
+            executor=self._pool,
+            defer_hashing=defer_hashing,
         )
         self._local = threading.local()
         self._queue: collections.deque[tuple[_EntryBuilder, Future[list[_Encoded]]]] = (
@@ -295,9 +306,13 @@ class _Capture:
         return pending
 
     # --- result -----------------------------------------------------------------------
-    def finish(self, roots: tuple[str, ...], started: float) -> StagedSnapshot:
+    def finish(
+        self, roots: tuple[str, ...], started: float, on_read_done: Callable[[], None] | None
+    ) -> StagedSnapshot:
         while self._queue:
             self._take_oldest()
+        if on_read_done is not None:  # nothing below reads a source
+            on_read_done()
         pack_paths = self._packs.finish()
         index = SnapshotIndex(roots, tuple(b.build() for b in self._entries), self._w._ids.name)
         blob = encode_index(index)
