@@ -292,8 +292,11 @@ def _consumer(
 
 
 def _signer(cfg: SyncConfig) -> tuple[RecordSigner | None, str | None]:
-    """A provider's record signer, or why its key cannot be used (checked at parse too,
-    but the file may have changed since): a provider never publishes unsigned by mistake."""
+    """A provider's record signer, or why its key cannot be used.
+
+    The config check already loaded the key, but the file may have changed since; a
+    provider whose key is unusable turns sync off rather than publish unsigned records.
+    """
     if not cfg.is_provider or cfg.signing_key_file is None:
         return None, None
     try:
