@@ -1,6 +1,6 @@
 """The ``car`` command line: builds the Typer app and registers every command group.
 
-One module per command group (``run``, ``demo``, ``sync``); each defines plain
+One module per command group (``run``, ``demo``, ``sync``, ``keys``); each defines plain
 functions (and ``sync`` its own sub-app), and this module is the only place that
 registers them, so importing a command module has no side effect and no module imports
 this one back. Exit codes and shared options live in ``cli/common.py``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, run, sync
+from . import demo, keys, run, sync
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Container app runner.")
 
@@ -23,6 +23,7 @@ def _root() -> None:
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.add_typer(sync.sync_app, name="sync")
+app.add_typer(keys.keys_app, name="keys")
 
 
 def main() -> None:

@@ -69,6 +69,8 @@ def _status_lines(st: dict[str, Any]) -> list[str]:
     lines = [f"[bold]{st['instance_id']}[/bold]  role={st['role'] or '-'}  key={st['key'] or '-'}"]
     if st.get("blob_store") or st.get("registry"):
         lines.append(f"  backends   blobs={st.get('blob_store')}  registry={st.get('registry')}")
+    if st.get("records"):
+        lines.append(f"  records    {st['records']}")
     if st.get("sync_disabled_reason"):
         lines.append(f"  sync off   {st['sync_disabled_reason']}")
     for label, key in (("published", "last_published"), ("applied", "last_applied")):

@@ -7,6 +7,7 @@ Problems are reported all at once (``validation.format_validation_error``).
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,12 +17,15 @@ from pydantic import (
     Strict,
     StrictBool,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
 from ..errors import ConfigError
 from ..validation import format_validation_error
 from . import constants as C
+from .key_files import KeyFileError, load_signing_key
+from .signing import parse_public_key
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +138,42 @@ class SyncConfig(BaseModel):
     trusted_node_ids: list[Annotated[str, Strict()]] | None = Field(
         None, alias="TRUSTED_NODE_IDS", description="null or a list of node id strings"
     )
+    # Signed records (README, "Signed records"); checked when the config is read.
+    signing_key_file: Annotated[str, Strict()] | None = Field(
+        None,
+        alias="SIGNING_KEY_FILE",
+        min_length=1,
+        description="null or the path of a private key from `car keys generate --out PATH`",
+    )
+    trusted_keys: list[Annotated[str, Strict()]] | None = Field(
+        None,
+        alias="TRUSTED_KEYS",
+        description='null or a list of public keys as written in PATH.pub ("car-ed25519:...")',
+    )
+
+    @field_validator("signing_key_file")
+    @classmethod
+    def _check_signing_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                load_signing_key(Path(value))
+            except KeyFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _check_trusted_keys(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("an empty list trusts no key; use null to not verify records")
+        for n, text in enumerate(value):
+            try:
+                parse_public_key(text)
+            except ValueError as exc:
+                raise ValueError(f"item {n} {exc}") from None
+        return [text.strip() for text in value]
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:

@@ -38,6 +38,7 @@ from .prepare import PreflightFailed, SnapshotPreparer
 from .quarantine import Quarantine
 from .record_source import OutageLog, RecordSource
 from .records import RecordInvalid, SyncRecord, parse_record
+from .signing import RecordVerifier
 from .startup_recovery import StartupRecovery
 from .state_records import Durations
 from .volume_staging import sweep_volume_staging
@@ -52,6 +53,7 @@ class ConsumerSettings:
     history_dir: Path  # sync_history/received
     limits: ConsumerLimits = field(default_factory=ConsumerLimits)
     apply_mode: str = C.APPLY_MODE_OVERLAY  # SYNC.APPLY_MODE
+    verifier: RecordVerifier | None = None  # SYNC.TRUSTED_KEYS; None: records not verified
 
 
 # The stage label of a failure whose exception carries none (store errors,
@@ -107,6 +109,7 @@ class SnapshotConsumer:
             monotonic=monotonic,
             on_step=on_step,
             mirror=settings.apply_mode == C.APPLY_MODE_MIRROR,
+            verifier=settings.verifier,
         )
         self._halt_logged = False
 

@@ -35,12 +35,14 @@ from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
 from .control_files import ControlDir
 from .history import HistoryLog
+from .key_files import KeyFileError, load_signing_key
 from .paths import PathResolver
 from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
 from .record_source import RecordSource
 from .request_hold import RequestHold
 from .runner_state import RunnerState
+from .signing import RecordSigner, RecordVerifier
 
 _log = logging.getLogger(__name__)
 
@@ -203,6 +205,8 @@ def build_sync_manager(
             registry = open_registry(site.registry_url_or_default)
         except CarError as exc:
             reason = f"volume-sync backend misconfigured: {exc}"
+    signer, key_problem = _signer(cfg) if reason is None else (None, None)
+    reason = reason or key_problem
     write_runner_state(cfg, site, store, registry, reason)
     if reason is not None or store is None or registry is None:
         if cfg.enabled:
@@ -214,7 +218,7 @@ def build_sync_manager(
     resolver = PathResolver(site.bindings, allowed_roots=site.volume_roots)
     gate = BackendGate([("blob store", store), ("registry", registry)], log)
     if cfg.is_provider:
-        publisher = _publisher(cfg, site, resolver, containers, store, registry, log)
+        publisher = _publisher(cfg, site, resolver, containers, store, registry, log, signer)
         hold = RequestHold(publisher.control, log)
         return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, log=log)
     consumer = _consumer(cfg, site, resolver, containers, store, registry, log)
@@ -237,6 +241,7 @@ def _publisher(
     store: BlobStore,
     registry: Registry,
     log: logging.Logger,
+    signer: RecordSigner | None = None,
 ) -> SnapshotPublisher:
     assert cfg.key is not None  # SyncConfig requires KEY when enabled
     config = PublisherConfig(
@@ -250,6 +255,7 @@ def _publisher(
         max_archive_bytes=cfg.max_archive_bytes,
         publish_retry_seconds=cfg.publish_retry_seconds,
         keep_snapshots=cfg.keep_snapshots,
+        signer=signer,
     )
     control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
     targets = PublishTargets(
@@ -279,9 +285,40 @@ def _consumer(
         history_dir=site.paths.history_received,
         limits=ConsumerLimits.from_config(cfg),
         apply_mode=cfg.apply_mode,
+        verifier=_verifier(cfg, cfg.key),
     )
     source = RecordSource(registry, cfg.key, cfg.hsync_poll_interval, log)
     return SnapshotConsumer(settings, source, store, containers, resolver, log)
+
+
+def _signer(cfg: SyncConfig) -> tuple[RecordSigner | None, str | None]:
+    """A provider's record signer, or why its key cannot be used.
+
+    The config check already loaded the key, but the file may have changed since; a
+    provider whose key is unusable turns sync off rather than publish unsigned records.
+    """
+    if not cfg.is_provider or cfg.signing_key_file is None:
+        return None, None
+    try:
+        return RecordSigner(load_signing_key(Path(cfg.signing_key_file))), None
+    except KeyFileError as exc:
+        return None, f"SYNC.SIGNING_KEY_FILE: {exc}"
+
+
+def _verifier(cfg: SyncConfig, key: str) -> RecordVerifier | None:
+    """The consumer's signature check; None without ``SYNC.TRUSTED_KEYS`` (as before)."""
+    return None if cfg.trusted_keys is None else RecordVerifier(cfg.trusted_keys, key)
+
+
+def record_trust(cfg: SyncConfig) -> str | None:
+    """How this role treats record signatures, for ``car sync status`` (``records``)."""
+    if cfg.is_provider:
+        return "signed" if cfg.signing_key_file is not None else "unsigned"
+    if cfg.is_consumer:
+        if cfg.trusted_keys is None:
+            return "not verified (no SYNC.TRUSTED_KEYS)"
+        return f"verified ({len(cfg.trusted_keys)} trusted key(s))"
+    return None
 
 
 def write_runner_state(
@@ -302,6 +339,7 @@ def write_runner_state(
         sync_disabled_reason=disabled_reason if cfg.enabled else None,
         system_volume_error=site.system_volume_error,
         started_timestamp=time.time(),
+        records=record_trust(cfg),
     )
     site.paths.root.mkdir(parents=True, exist_ok=True)
     state.save(site.paths.runner_state)

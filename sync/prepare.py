@@ -1,7 +1,8 @@
 """SnapshotPreparer: the consumer's work before the stop, for every snapshot format.
 
-While the app still runs the record is validated, the snapshot fetched and verified and
-the apply staged, so a bad snapshot never costs downtime (README, "For operators").
+While the app still runs the record's signature is checked (with ``SYNC.TRUSTED_KEYS``)
+and the record validated, the snapshot fetched and verified and the apply staged, so a
+bad snapshot never costs downtime (README, "For operators").
 Per format:
 
 - tar (``tar.zst``, ``tar.gz``): download the archive (bounded by the manifest's size),
@@ -32,6 +33,7 @@ from .paths import PathResolver
 from .preflight import ConsumerLimits, DigestMismatch, NoSpace, validate_record, verify_archive
 from .record_source import OutageLog
 from .records import SyncRecord
+from .signing import RecordVerifier
 
 
 class PreflightFailed(Exception):
@@ -73,8 +75,10 @@ class SnapshotPreparer:
         monotonic: Callable[[], float] = time.monotonic,
         on_step: StepHook | None = None,
         mirror: bool = False,
+        verifier: RecordVerifier | None = None,
     ) -> None:
         self._mirror = mirror  # SYNC.APPLY_MODE "mirror" (sync/mirror.py)
+        self._verifier = verifier  # SYNC.TRUSTED_KEYS (sync/signing.py)
         self._state_dir = state_dir
         self._limits = limits
         self._store = store
@@ -109,6 +113,8 @@ class SnapshotPreparer:
             TransientError: the store could not be reached (retry later).
         """
         try:
+            if self._verifier is not None:  # first: nothing is fetched for a forged record
+                self._verifier.verify(record)
             validate_record(record, self._limits, self._resolver)
         except SnapshotInvalid as exc:
             raise PreflightFailed(Q.KIND_VALIDATION, exc) from exc

@@ -44,6 +44,7 @@ from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest
 from .request import parse_request
 from .retention import UnrecordedCids, delete_unpublished
+from .signing import RecordSigner
 from .state_records import SentDurations, SentEntry
 
 _log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class PublisherConfig:
     max_archive_bytes: int | None = C.DEFAULT_MAX_ARCHIVE_BYTES
     publish_retry_seconds: float = C.DEFAULT_PUBLISH_RETRY_SECONDS
     keep_snapshots: int = C.DEFAULT_KEEP_SNAPSHOTS
+    signer: RecordSigner | None = None  # SYNC.SIGNING_KEY_FILE: every record is signed
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +215,7 @@ class SnapshotPublisher:
         info = self._capture(run)
         self._verify(run, info)
         cid = self._upload(run, info)
-        run.commit = self.commit_point.begin(self._record(run, info, cid))
+        run.commit = self.commit_point.begin(self._signed(self._record(run, info, cid)))
         return self._commit_and_finish(run)
 
     def _commit_and_finish(self, run: _Run, *, last_attempt: bool = False) -> PublishOutcome:
@@ -357,6 +359,11 @@ class SnapshotPublisher:
             metadata=request.metadata,
             runtime=request.runtime,
         )
+
+    def _signed(self, record: SyncRecord) -> SyncRecord:
+        """The record as published: signed for this sync key when a signing key is set."""
+        signer = self.config.signer
+        return record if signer is None else signer.sign(self.config.sync_key, record)
 
     def _delete_blob(self, cid: str) -> None:
         delete_unpublished(self.targets.store, self.targets.history, cid, self._log)

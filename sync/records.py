@@ -85,6 +85,27 @@ class Manifest:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordSignature:
+    """A record's optional ``signature`` object (docs/FORMAT.md, "Signed records").
+
+    Only carried here; ``sync/signing.py`` makes and checks it.
+    """
+
+    alg: str
+    public_key: str  # the signer's key, as PATH.pub holds it
+    sync_key: str  # the key it was signed for: names a record copied under another key
+    sig: str  # base64 of the Ed25519 signature
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "alg": self.alg,
+            "public_key": self.public_key,
+            "sync_key": self.sync_key,
+            "sig": self.sig,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class SyncRecord:
     """The registry value for one sync key: the latest published snapshot."""
 
@@ -95,9 +116,10 @@ class SyncRecord:
     manifest: Manifest
     metadata: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] = field(default_factory=dict)
+    signature: RecordSignature | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "cid": self.cid,
             "version": self.version,
             "timestamp": self.timestamp,
@@ -106,6 +128,9 @@ class SyncRecord:
             "runtime": dict(self.runtime),
             "manifest": self.manifest.to_dict(),
         }
+        if self.signature is not None:
+            out["signature"] = self.signature.to_dict()
+        return out
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -248,6 +273,25 @@ def _parse_manifest(raw: Any, col: _Collector) -> Manifest | None:
     )
 
 
+_SIGNATURE_FIELDS = ("alg", "public_key", "sync_key", "sig")
+
+
+def _parse_signature(raw: Any, col: _Collector) -> RecordSignature | None:
+    """The optional ``signature`` object; whether it verifies is the consumer's check."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        col.reasons.append("signature: must be an object")
+        return None
+    values = [
+        col.need(raw, name, _is_short_string, _SHORT, "signature.") for name in _SIGNATURE_FIELDS
+    ]
+    if any(v is None for v in values):
+        return None
+    alg, public_key, sync_key, sig = values
+    return RecordSignature(alg=alg, public_key=public_key, sync_key=sync_key, sig=sig)
+
+
 # Where a record's CID probably is, for naming a value that does not parse.
 _CID_HINT = re.compile(r'"cid"\s*:\s*"([^"\\]{1,255})"')
 
@@ -313,6 +357,7 @@ def parse_record(text: str | bytes) -> SyncRecord:
     metadata = col.mapping(raw, "metadata", "")
     runtime = col.mapping(raw, "runtime", "")
     manifest = _parse_manifest(raw.get("manifest"), col)
+    signature = _parse_signature(raw.get("signature"), col)
     if timestamp is None and version is not None and not _is_timestamp(version):
         col.reasons.append("timestamp: missing, and version is not a time in seconds")
     if col.reasons or manifest is None:
@@ -325,4 +370,5 @@ def parse_record(text: str | bytes) -> SyncRecord:
         manifest=manifest,
         metadata=metadata,
         runtime=runtime,
+        signature=signature,
     )

@@ -31,6 +31,7 @@ class RunnerState:
     sync_disabled_reason: str | None = None
     system_volume_error: str | None = None
     started_timestamp: float | None = None
+    records: str | None = None  # signed/unsigned (provider), verified or not (consumer)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class RunnerState:
             "sync_disabled_reason": self.sync_disabled_reason,
             "system_volume_error": self.system_volume_error,
             "started_timestamp": self.started_timestamp,
+            "records": self.records,
         }
 
     @classmethod
@@ -58,6 +60,7 @@ class RunnerState:
             sync_disabled_reason=read_str(raw, "sync_disabled_reason"),
             system_volume_error=read_str(raw, "system_volume_error"),
             started_timestamp=read_number(raw, "started_timestamp"),
+            records=read_str(raw, "records"),
         )
 
     def save(self, path: Path) -> None:

@@ -47,6 +47,7 @@ def instance_status(paths: InstancePaths) -> dict[str, Any]:
         "apply_error": current.error,
         "quarantine": [e.to_dict() for e in quarantine.entries()],
         "halt": state.halt_reason(),
+        "records": runner.records,
     }
 
 

@@ -29,6 +29,7 @@ from container_apps.sync.paths import PathResolver
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.record_source import RecordSource
 from container_apps.sync.records import SyncRecord, parse_record
+from container_apps.sync.signing import RecordVerifier
 from container_apps.tests.support.fakes import FakeContainers
 from container_apps.volumes.binding import VolumeBinding
 
@@ -193,6 +194,7 @@ def make_env(
     paths: InstancePaths | None = None,
     store: Any = None,
     apply_mode: str = C.APPLY_MODE_OVERLAY,
+    verifier: RecordVerifier | None = None,
 ) -> Env:
     """Wire a SnapshotConsumer for a volume bound at /app/data.
 
@@ -210,6 +212,7 @@ def make_env(
         history_dir=paths.history_received if paths else tmp / "history" / "received",
         limits=limits or ConsumerLimits(),
         apply_mode=apply_mode,
+        verifier=verifier,
     )
     store = store if store is not None else MemoryBlobStore(tmp / "cache")
     reg = registry if registry is not None else MemoryRegistry()

@@ -21,6 +21,7 @@ RUNNER_FIELDS = {
     "sync_disabled_reason",
     "system_volume_error",
     "started_timestamp",
+    "records",
 }
 
 
