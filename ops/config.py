@@ -39,12 +39,13 @@ def split_metrics_addr(value: str) -> tuple[str, int]:
     host, sep, port_text = text.rpartition(":")
     if not sep:
         host, port_text = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]  # [::1]:9310
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f'expected "HOST:PORT" with a port 0-65535, got {value!r}')
-    if host and ":" in host:
-        ipaddress.IPv6Address(host)  # a bare IPv6 address needs its brackets
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # [::1]:9310
+        ipaddress.IPv6Address(host)
+    elif ":" in host:
+        raise ValueError(f'an IPv6 address needs brackets ("[::1]:9310"), got {value!r}')
     if any(c.isspace() or c in "/@" for c in host):
         raise ValueError(f"not a host name or address: {host!r}")
     return host or LOOPBACK, int(port_text)
