@@ -21,6 +21,8 @@ from container_apps.sync.config import SyncConfig
 from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
 from container_apps.tests.support.fakes import FakeContainers
 from container_apps.tests.support.outage_helpers import KEY, make_site, mount_of, request, response
+from container_apps.tests.support.parts import unavailable, used
+from container_apps.tests.support.servers import running, start_redis, stop_process
 from container_apps.tests.support.webhook_server import (
     WebhookServer,
     sample,
@@ -178,5 +180,37 @@ def test_the_heartbeat_is_pinged_after_good_ticks_only(
         assert len(hook.wait_for(1, path="/beat")) == 1  # halted: no heartbeat
         (halted,) = hook.wait_for(1, path="/consumer")
         assert halted.body["event"] == "halted" and halted.body["error"] == "test halt"
+    finally:
+        consumer.ops.close()
+
+
+def test_registry_reachability_follows_a_real_redis_outage(
+    tmp_path: Path, hook: WebhookServer
+) -> None:
+    try:
+        server = start_redis(tmp_path / "redis")
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        unavailable("redis", str(exc))
+    port = server.ports["redis"]
+    used("redis")
+    registry = f"redis://127.0.0.1:{port}/0?namespace=reach"
+    site = make_site(tmp_path / "c", blobs=None, registry=registry)
+    consumer = Node("consumer", site, hook, HEARTBEAT_URL=hook.url("/beat"))
+    labels = {"instance": "consumer-1", "key": KEY, "backend": "registry"}
+    try:
+        with running(server):
+            consumer.manager.start()
+            consumer.tick()
+            assert sample(consumer.scrape(), "car_backend_up", **labels) == 1
+            beats = len(hook.wait_for(1, path="/beat"))
+        stop_process(server)
+        consumer.tick(2)
+        assert sample(consumer.scrape(), "car_backend_up", **labels) == 0
+        time.sleep(0.5)
+        assert len(hook.wait_for(1, path="/beat")) == beats  # no heartbeat during the outage
+        with running(start_redis(tmp_path / "redis2", port)):
+            consumer.tick(2)
+            assert sample(consumer.scrape(), "car_backend_up", **labels) == 1
+            assert len(hook.wait_for(beats + 1, path="/beat")) > beats
     finally:
         consumer.ops.close()
