@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Concatenate, ParamSpec
 
 from . import events as E
 from .events import NoEvents, SyncEvent, SyncEvents, SyncState
@@ -24,6 +24,24 @@ if TYPE_CHECKING:
     from .backend_gate import BackendGate
     from .consumer import SnapshotConsumer
     from .provider import PublishOutcome, SnapshotPublisher
+
+
+_P = ParamSpec("_P")
+
+
+def _never_raises(
+    method: Callable[Concatenate[EventWatch, _P], None],
+) -> Callable[Concatenate[EventWatch, _P], None]:
+    """Reading state for metrics must not fail a tick or a start: log and go on."""
+
+    def guarded(watch: EventWatch, /, *args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            method(watch, *args, **kwargs)
+        except Exception:
+            watch._log.exception("volume-sync metrics/alerts failed; sync goes on")
+
+    guarded.__doc__ = method.__doc__
+    return guarded
 
 
 class EventWatch:
@@ -54,6 +72,7 @@ class EventWatch:
         self._tick_ok = True
 
     # --- start -----------------------------------------------------------------------------
+    @_never_raises
     def baseline(self, now: float) -> None:
         """At start: take what is on disk as known (no events for it), report the state."""
         if not self._active:
@@ -68,6 +87,7 @@ class EventWatch:
     def begin_tick(self) -> None:
         self._tick_ok = True
 
+    @_never_raises
     def after_publish(self, outcome: PublishOutcome | None, now: float) -> None:
         """A provider tick's answer: ``published`` or ``publish_failed`` (nothing while waiting)."""
         if not self._active:
@@ -97,6 +117,7 @@ class EventWatch:
             error=error if isinstance(error, str) else None,
         )
 
+    @_never_raises
     def after_apply(self, outcome: ApplyOutcome | None, now: float) -> None:
         """A consumer tick (or the first-start apply): applied, quarantined, halted."""
         if not self._active:
@@ -114,6 +135,7 @@ class EventWatch:
         self._check_quarantine(now)
         self.check_halt(now)
 
+    @_never_raises
     def check_halt(self, now: float) -> None:
         """A halt entered is ``halted``; a halt cleared (``car sync retry``) is ``recovered``."""
         if not self._active:
@@ -131,6 +153,7 @@ class EventWatch:
         if halted:
             self._tick_ok = False
 
+    @_never_raises
     def end_tick(self, now: float, *, ran: bool) -> None:
         """After a tick that ``ran`` with its backends reachable: state, then the heartbeat."""
         if not self._active:
