@@ -10,7 +10,8 @@ sync tick (a webhook is queued, never sent from here).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -24,6 +25,8 @@ EVENT_RECOVERED = "recovered"
 
 ROLE_PROVIDER = "provider"
 ROLE_CONSUMER = "consumer"
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,19 +85,27 @@ class NoEvents:
 
 
 class FanOut:
-    """Forwards every call to several observers (metrics and alerts), in order."""
+    """Forwards every call to several observers (metrics and alerts), in order.
 
-    def __init__(self, observers: Sequence[SyncEvents]) -> None:
+    One observer that raises (a bug) is logged and does not keep the others uninformed.
+    """
+
+    def __init__(self, observers: Sequence[SyncEvents], log: logging.Logger = _log) -> None:
         self._observers = tuple(observers)
+        self._log = log
 
     def on_event(self, event: SyncEvent) -> None:
-        for observer in self._observers:
-            observer.on_event(event)
+        self._each(lambda observer: observer.on_event(event))
 
     def on_state(self, state: SyncState) -> None:
-        for observer in self._observers:
-            observer.on_state(state)
+        self._each(lambda observer: observer.on_state(state))
 
     def on_cycle_ok(self, now: float) -> None:
+        self._each(lambda observer: observer.on_cycle_ok(now))
+
+    def _each(self, call: Callable[[SyncEvents], None]) -> None:
         for observer in self._observers:
-            observer.on_cycle_ok(now)
+            try:
+                call(observer)
+            except Exception:
+                self._log.exception("%s failed; the others still run", type(observer).__name__)

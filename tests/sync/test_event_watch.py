@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from container_apps.sync import events as E
 from container_apps.sync.config import SyncConfig
-from container_apps.sync.events import SyncEvent, SyncState
+from container_apps.sync.events import FanOut, SyncEvent, SyncState
 from container_apps.sync.manager import SyncManager, SyncSite, build_sync_manager
 from container_apps.tests.support.fakes import FakeContainers
 from container_apps.tests.support.outage_helpers import KEY, make_site, request, response
@@ -87,3 +87,12 @@ def test_a_halt_and_its_clearing_are_halted_then_recovered(tmp_path: Path) -> No
     assert [e.event for e in recorder.events] == [E.EVENT_HALTED, E.EVENT_RECOVERED]
     manager.tick(4.0)
     assert recorder.cycles == 2 and not recorder.states[-1].halted
+
+
+def test_fan_out_informs_every_observer_even_after_one_raised() -> None:
+    broken, healthy = Recorder(fail=True), Recorder()
+    fan = FanOut([broken, healthy])
+    event = SyncEvent(E.EVENT_QUARANTINED, E.ROLE_CONSUMER, KEY, 1.0)
+    fan.on_event(event)
+    fan.on_cycle_ok(1.0)
+    assert healthy.events == [event] and healthy.cycles == 1
