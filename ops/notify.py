@@ -22,6 +22,7 @@ import json
 import logging
 import queue
 import threading
+import time
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,6 +65,7 @@ class Notifier:
         self._failing: set[str] = set()  # endpoints whose last call failed
         self._full_logged = False
         self._heartbeat_queued = threading.Event()
+        self._deadline: float | None = None  # set by close()
         self._thread = threading.Thread(target=self._run, name=f"car-notify-{instance_id}")
         self._thread.daemon = True  # a hung call never holds up the process's exit
         self._thread.start()
@@ -125,13 +127,21 @@ class Notifier:
 
     # --- the sender thread ------------------------------------------------------------------
     def close(self, timeout: float = 1.0) -> None:
-        """Stop the sender: queued jobs are sent until ``timeout``; a hung call is abandoned."""
+        """Stop the sender: queued jobs are sent until ``timeout``, then dropped unlogged.
+
+        A call still hanging then is abandoned (the thread is a daemon): nothing of a
+        stopped runner goes on sending or logging.
+        """
+        self._deadline = time.monotonic() + timeout
         with contextlib.suppress(queue.Full):
             self._jobs.put(None, timeout=timeout)
         self._thread.join(timeout)
 
+    def _closed(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
     def _run(self) -> None:
-        while True:
+        while not self._closed():
             job = self._jobs.get()
             if job is None:
                 return
@@ -157,7 +167,7 @@ class Notifier:
             self._ok(job.url)
 
     def _failed(self, url: str, exc: BaseException) -> None:
-        if url in self._failing:
+        if url in self._failing or self._closed():
             return
         self._failing.add(url)
         reason = str(exc).replace(url, redact_endpoint(url)) or type(exc).__name__
@@ -168,6 +178,6 @@ class Notifier:
         )
 
     def _ok(self, url: str) -> None:
-        if url in self._failing:
+        if url in self._failing and not self._closed():
             self._failing.discard(url)
             self._log.info("alert endpoint %s works again", redact_endpoint(url))

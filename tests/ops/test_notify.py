@@ -67,7 +67,10 @@ def test_successes_are_posted_only_with_on_success() -> None:
         assert [r.body["event"] for r in hook.wait_for(1, path="/loud")] == ["published"]
 
 
-def test_a_hanging_webhook_does_not_block_the_caller_and_the_heartbeat_is_a_get() -> None:
+def test_a_hanging_webhook_does_not_block_the_caller_and_the_heartbeat_is_a_get(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOG.name)
     with webhook_server(hang=30) as hang, webhook_server() as beat:
         keys = {"URLS": [hang.url()], "HEARTBEAT_URL": beat.url("/ping"), "TIMEOUT": 1}
         with _notifier(**keys) as notifier:
@@ -80,6 +83,9 @@ def test_a_hanging_webhook_does_not_block_the_caller_and_the_heartbeat_is_a_get(
             assert ping.method == "GET" and ping.body is None
             close_started = time.monotonic()
         assert time.monotonic() - close_started < 3  # close abandons the hung call
+        logged = len(caplog.records)
+        time.sleep(1.5)  # past the hung call's TIMEOUT: a closed notifier logs nothing more
+        assert len(caplog.records) == logged, [r.getMessage() for r in caplog.records]
 
 
 def test_a_failing_endpoint_is_logged_once_down_and_once_back_without_its_secret(
@@ -99,11 +105,17 @@ def test_a_failing_endpoint_is_logged_once_down_and_once_back_without_its_secret
             notifier.on_event(_event())
             hook.wait_for(6)
             deadline = time.monotonic() + 5
-            while len(caplog.records) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)
-    lines = [r.getMessage() for r in caplog.records]
+            while time.monotonic() < deadline and len(_lines(caplog, hook.port)) < 3:
+                time.sleep(0.05)  # logged by the sender thread
+    lines = _lines(caplog, hook.port)
     assert len(lines) == 3, lines
     assert "failed" in lines[0] and "500" in lines[0]
     assert "works again" in lines[1] and "failed" in lines[2]
     assert all("SECRET" not in line and "abc" not in line for line in lines)
     assert f"http://127.0.0.1:{hook.port}/..." in lines[0]
+
+
+def _lines(caplog: pytest.LogCaptureFixture, port: int) -> list[str]:
+    """This test's log lines (another test's abandoned sender may still be winding down)."""
+    own = f"127.0.0.1:{port}/"
+    return [r.getMessage() for r in caplog.records if own in r.getMessage()]
