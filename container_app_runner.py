@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from .errors import CarError
 from .layout import DataDir, InstancePaths
 from .mixins.volumes import _VolumesMixin
+from .ops.service import OpsServices
 from .runner.app_container import AppContainer
 from .runner.app_logs import LogRetention
 from .runner.docker_runtime import ContainerSpec, DockerRuntime
@@ -85,6 +86,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self.lock = InstanceLock(self.paths.root / "runner.lock")
         self._ever_started = False  # the container was started at least once
         self._sync_stopped = False  # sync stopped the container and has not started it yet
+        self.ops = OpsServices()  # started by start(): METRICS_ADDR, NOTIFY
 
     # --- what sync sees -----------------------------------------------------------------
     def _container_control(self) -> ContainerControl:
@@ -102,6 +104,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         cfg = self.config
         self.paths.ensure()
         self.lock.acquire()  # before Docker or volumes: a second runner must touch nothing
+        self._ops_start()
         ensure_image(self.runtime, cfg.image, cfg.image_pull_policy, self.log)
         self._default_owner = image_owner(self.runtime, cfg.image, cfg.container_user, self.log)
         self.app.remove_leftover()  # refuses a same-named container of another data dir
@@ -112,6 +115,19 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             self._start_container()
         else:
             self.log.warning("container %s not started: sync holds the start", self.app.name)
+
+    def _ops_start(self) -> None:
+        """Metrics and alerts (README, "Metrics and alerts"), before sync's first event."""
+        cfg = self.config
+        self.ops = OpsServices.start(
+            instance_id=cfg.instance_id,
+            node_id=cfg.node_id,
+            key=(cfg.sync.key or "") if cfg.sync.enabled else "",
+            metrics_addr=cfg.metrics_addr,
+            notify=cfg.notify,
+            log=self.log,
+        )
+        self.sync_events = self.ops.events
 
     def _provision(self) -> None:
         self._volumes_provision(self._default_owner)
@@ -251,12 +267,14 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             CarError: listing the steps that failed (after all were attempted).
         """
         if not self._began:
+            self.ops.close()
             self.lock.release()
             return
         problems: list[str] = []
         for step, action in (
             ("container stop", self.app.stop_confirmed),
             ("sync shutdown", self._sync_shutdown),
+            ("metrics and alerts stop", self.ops.close),
             ("volume release", self._volumes_release),
         ):
             try:

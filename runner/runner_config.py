@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..errors import ConfigError
+from ..ops.config import MetricsAddr, NotifyConfig
 from ..registries.factory import validate_registry_url
 from ..stores.factory import validate_store_url
 from ..sync.config import SyncConfig
@@ -203,6 +204,17 @@ class RunnerConfig(BaseModel):
         default_factory=StorageConfig,
         alias="STORAGE",
         description='an object {"BLOBS": URL or null, "REGISTRY": URL or null}',
+    )
+    # Metrics and alerts (README, "Metrics and alerts"); both off by default.
+    metrics_addr: MetricsAddr | None = Field(
+        None,
+        alias="METRICS_ADDR",
+        description='null or "HOST:PORT" (":PORT" or a bare port: 127.0.0.1)',
+    )
+    notify: NotifyConfig = Field(
+        default_factory=NotifyConfig,
+        alias="NOTIFY",
+        description='an object {"URLS": [...], "ON_SUCCESS": bool, "HEARTBEAT_URL", "TIMEOUT"}',
     )
 
     def app_env(self) -> dict[str, str]:

@@ -102,6 +102,8 @@ class ApplyOutcome:
     halted: bool = False
     downtime_seconds: float | None = None
     history_path: str | None = None
+    version: int | None = None  # the record's (metrics and alerts report it)
+    size_bytes: int | None = None  # the record's archive_size_bytes
 
     @classmethod
     def failed(
@@ -122,6 +124,8 @@ class ApplyOutcome:
             error=str(exc),
             stopped=stopped,
             halted=halted,
+            version=record.version,
+            size_bytes=record.manifest.archive_size_bytes,
         )
 
 
@@ -251,6 +255,8 @@ class ApplyReporter:
             stopped=downtime > 0,
             downtime_seconds=downtime,
             history_path=history_path,
+            version=record.version,
+            size_bytes=record.manifest.archive_size_bytes,
         )
 
     def _already_written(self, cid: str) -> Path | None:

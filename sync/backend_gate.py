@@ -46,6 +46,7 @@ class BackendGate:
         max_retry: float = MAX_RETRY_S,
     ) -> None:
         """Args: ``backends`` as (kind, backend) pairs, e.g. ("registry", registry)."""
+        self._kinds = [kind for kind, _ in backends]
         self._outages = [
             (backend, OutageLog(f"{kind} {backend.describe()}", log)) for kind, backend in backends
         ]
@@ -59,6 +60,13 @@ class BackendGate:
     def is_open(self) -> bool:
         """True once every backend passed (no I/O)."""
         return self._checked and not any(outage.down for _, outage in self._outages)
+
+    def reachability(self) -> list[tuple[str, bool]]:
+        """(kind, passed its last check) for each backend (no I/O)."""
+        return [
+            (kind, not outage.down)
+            for kind, (_, outage) in zip(self._kinds, self._outages, strict=True)
+        ]
 
     def check_all(self) -> bool:
         """Check every backend now (at start); True if all passed. Never raises.

@@ -125,6 +125,16 @@ class SnapshotConsumer:
         self._halt_logged = False
         return self.state.clear_halt()
 
+    @property
+    def registry_up(self) -> bool:
+        """False while the registry's last read failed (metrics; README, "Operating")."""
+        return self._source.reachable
+
+    @property
+    def store_up(self) -> bool:
+        """False while the blob store's last download failed."""
+        return not self._store_outage.down
+
     # --- entry points ----------------------------------------------------------------
     def tick(self, now: float) -> ApplyOutcome | None:
         """One consumer step while the app runs; None when there was nothing to do."""

@@ -34,6 +34,8 @@ from .config import SyncConfig
 from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
 from .control_files import ControlDir
+from .event_watch import EventWatch
+from .events import SyncEvents
 from .history import HistoryLog
 from .key_files import KeyFileError, load_signing_key
 from .paths import PathResolver
@@ -90,6 +92,7 @@ class SyncManager:
         hold: RequestHold | None = None,
         wall_clock: Callable[[], float] = time.time,
         log: logging.Logger = _log,
+        events: SyncEvents | None = None,
     ) -> None:
         self.cfg = cfg
         self.publisher = publisher
@@ -101,6 +104,15 @@ class SyncManager:
         self._log = log
         self._next_tick: float | None = None
         self._halt_seen = False
+        # Metrics and alerts (README, "Operating"): fed from the steps' outcomes.
+        self._watch = EventWatch(
+            events,
+            cfg.key or "",
+            log,
+            publisher=publisher,
+            consumer=consumer,
+            gate=self.gate,
+        )
 
     @property
     def active(self) -> bool:
@@ -115,6 +127,7 @@ class SyncManager:
         if not self.active:
             return
         self.gate.check_all()
+        self._watch.baseline(self._wall())
         if self.publisher is not None:
             self.publisher.recover()
         if self.consumer is None:
@@ -123,6 +136,7 @@ class SyncManager:
         if self.consumer.is_halted():
             self._halt_seen = True
             self._log.error("volume-sync halted: %s", self.consumer.halt_reason())
+        self._watch.check_halt(self._wall())
 
     def _recover_and_apply(self, consumer: SnapshotConsumer) -> None:
         """Recover, then apply the current record while the app is down (no double boot).
@@ -135,7 +149,7 @@ class SyncManager:
             return
         if not consumer.is_halted() and consumer.needs_initial_apply(now):
             self._log.info("volume-sync: applying the current snapshot before the container starts")
-            consumer.apply_before_first_start(now)
+            self._watch.after_apply(consumer.apply_before_first_start(now), now)
 
     def may_start(self) -> bool:
         """False while halted; after ``car sync retry`` recovers first."""
@@ -149,6 +163,7 @@ class SyncManager:
             self._halt_seen = False
             self._recover_and_apply(self.consumer)
             self._halt_seen = self.consumer.is_halted()
+            self._watch.check_halt(self._wall())
             return not self._halt_seen
         return True
 
@@ -160,28 +175,37 @@ class SyncManager:
             return
         self._next_tick = monotonic_now + self.cfg.poll_interval
         now = self._wall()
+        self._watch.begin_tick()
+        ran = False
         try:
-            if not self.gate.ready(monotonic_now):
-                if self._hold is not None:
-                    self._hold.hold()
-                return
-            if self._hold is not None:
-                self._hold.release()
-            if self.publisher is not None:
-                self.publisher.publish_pending(now)
-            if self.consumer is not None:
-                self.consumer.tick(now)
+            ran = self._step(monotonic_now, now)
         except Exception:
             # The steps answer every failure they know; anything else is a bug, and a bug
             # in sync must not take the app's runner down. Logged and retried next tick.
             self._log.exception("volume-sync tick failed unexpectedly; retrying next tick")
+        self._watch.end_tick(now, ran=ran)
+
+    def _step(self, monotonic_now: float, now: float) -> bool:
+        """The tick's work; False when a backend is down (the role waits)."""
+        if not self.gate.ready(monotonic_now):
+            if self._hold is not None:
+                self._hold.hold()
+            return False
+        if self._hold is not None:
+            self._hold.release()
+        if self.publisher is not None:
+            self._watch.after_publish(self.publisher.publish_pending(now), now)
+        if self.consumer is not None:
+            self._watch.after_apply(self.consumer.tick(now), now)
+            return self.consumer.registry_up and self.consumer.store_up
+        return not (self.publisher is not None and self.publisher.waiting_for_registry)
 
     def shutdown(self) -> None:
         """The runner stops: a publish still waiting for the registry gets a last attempt."""
         if self.publisher is None:
             return
         try:
-            self.publisher.shutdown()
+            self._watch.after_publish(self.publisher.shutdown(), self._wall())
         except Exception:  # as in tick: a bug here must not block the runner's stop
             self._log.exception("volume-sync shutdown failed unexpectedly")
 
@@ -192,8 +216,12 @@ def build_sync_manager(
     containers: ContainerControl,
     *,
     log: logging.Logger = _log,
+    events: SyncEvents | None = None,
 ) -> SyncManager:
-    """The manager for this runner; a disabled one (with a reason) when sync cannot run."""
+    """The manager for this runner; a disabled one (with a reason) when sync cannot run.
+
+    ``events`` (metrics and alerts, README "Operating") is told what the role does.
+    """
     reason = _disabled_reason(cfg, site)
     store: BlobStore | None = None
     registry: Registry | None = None
@@ -220,9 +248,9 @@ def build_sync_manager(
     if cfg.is_provider:
         publisher = _publisher(cfg, site, resolver, containers, store, registry, log, signer)
         hold = RequestHold(publisher.control, log)
-        return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, log=log)
+        return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, log=log, events=events)
     consumer = _consumer(cfg, site, resolver, containers, store, registry, log)
-    return SyncManager(cfg, consumer=consumer, gate=gate, log=log)
+    return SyncManager(cfg, consumer=consumer, gate=gate, log=log, events=events)
 
 
 def _disabled_reason(cfg: SyncConfig, site: SyncSite) -> str | None:

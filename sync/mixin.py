@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from ..runner.runner_config import RunnerConfig
     from ..volumes.binding import VolumeBinding
     from .container_control import ContainerControl
+    from .events import SyncEvents
 
 
 class _SyncMixin:
@@ -33,6 +34,7 @@ class _SyncMixin:
     system_volume_error: str | None
     log: logging.Logger
     _sync: SyncManager | None = None
+    sync_events: SyncEvents | None = None  # metrics and alerts (README, "Operating")
 
     def _container_control(self) -> ContainerControl:
         raise NotImplementedError  # provided by the runner
@@ -48,7 +50,7 @@ class _SyncMixin:
             system_volume_error=self.system_volume_error,
         )
         self._sync = build_sync_manager(
-            self.config.sync, site, self._container_control(), log=self.log
+            self.config.sync, site, self._container_control(), log=self.log, events=self.sync_events
         )
         self._sync.start()
 

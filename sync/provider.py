@@ -135,6 +135,11 @@ class SnapshotPublisher:
         # Published CIDs missing from the sent history (retention cannot see them).
         self._unrecorded = UnrecordedCids(config.state_dir / C.UNRECORDED_CIDS_FILE, log)
 
+    @property
+    def waiting_for_registry(self) -> bool:
+        """True while an uploaded snapshot waits for the registry (metrics: registry down)."""
+        return self._waiting is not None
+
     def recover(self) -> None:
         """At start: re-queue an unfinished request and drop stale archives."""
         self._remove_stale_archives()

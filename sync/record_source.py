@@ -52,6 +52,11 @@ class RecordSource:
         """The sync key whose record this source reads (``SYNC.KEY``)."""
         return self._key
 
+    @property
+    def reachable(self) -> bool:
+        """False while the last registry read failed (reported to metrics)."""
+        return not self._read_outage.down
+
     def _refresh(self, now: float) -> None:
         if self._next_hsync is not None and now < self._next_hsync:
             return
