@@ -31,6 +31,7 @@ from .apply_report import ApplyOutcome, ApplyReporter
 from .apply_state import ApplyState
 from .chunked_apply import clear_staging
 from .container_control import ContainerControl
+from .crypto.framing import Sealer
 from .journal import Journal
 from .paths import PathResolver
 from .preflight import ConsumerLimits
@@ -51,6 +52,7 @@ class ConsumerSettings:
     history_dir: Path  # sync_history/received
     limits: ConsumerLimits = field(default_factory=ConsumerLimits)
     apply_mode: str = C.APPLY_MODE_OVERLAY  # SYNC.APPLY_MODE
+    sealer: Sealer | None = None  # SYNC.ENCRYPTION_KEY_FILE
 
 
 # The stage label of a failure whose exception carries none (store errors,
@@ -106,6 +108,7 @@ class SnapshotConsumer:
             monotonic=monotonic,
             on_step=on_step,
             mirror=settings.apply_mode == C.APPLY_MODE_MIRROR,
+            sealer=settings.sealer,
         )
         self._halt_logged = False
 

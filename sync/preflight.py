@@ -68,6 +68,7 @@ class ConsumerLimits:
     max_unpacked_bytes: int = C.UNPACKED_TO_ARCHIVE_RATIO * C.DEFAULT_MAX_ARCHIVE_BYTES
     max_members: int = C.DEFAULT_MAX_MEMBERS
     trusted_node_ids: tuple[str, ...] | None = None
+    can_decrypt: bool = False  # SYNC.ENCRYPTION_KEY_FILE is set
 
     @classmethod
     def from_config(cls, cfg: SyncConfig) -> ConsumerLimits:
@@ -77,6 +78,7 @@ class ConsumerLimits:
             max_unpacked_bytes=cfg.effective_max_unpacked_bytes,
             max_members=cfg.max_members,
             trusted_node_ids=tuple(trusted) if trusted is not None else None,
+            can_decrypt=cfg.encryption_key_file is not None,
         )
 
 
@@ -101,6 +103,13 @@ def validate_record(record: SyncRecord, limits: ConsumerLimits, resolver: PathRe
         reasons.append(f"manifest.archive_format: unknown format {m.archive_format!r}")
     if m.encryption not in C.KNOWN_ENCRYPTIONS:
         reasons.append(f"manifest.encryption: unknown encryption {m.encryption!r}")
+    elif m.encryption == C.ENCRYPTION_SEALED and not limits.can_decrypt:
+        reasons.append(
+            f"manifest.encryption: the snapshot is encrypted ({m.encryption}) and this "
+            "consumer has no SYNC.ENCRYPTION_KEY_FILE"
+        )
+    elif m.encryption == C.ENCRYPTION_SEALED and m.archive_format == C.ARCHIVE_FORMAT_GZ:
+        reasons.append("manifest.encryption: a tar.gz snapshot is never encrypted")
     for path in m.archive_paths:
         try:
             resolver.resolve(path)

@@ -27,6 +27,7 @@ from . import quarantine as Q
 from .apply import ApplyTransaction, StepHook
 from .chunked_apply import ChunkedApplyTransaction
 from .chunks.reader import ChunkCorrupt, PackMissing
+from .crypto.framing import Sealer
 from .journal import Journal
 from .paths import PathResolver
 from .preflight import ConsumerLimits, DigestMismatch, NoSpace, validate_record, verify_archive
@@ -73,8 +74,10 @@ class SnapshotPreparer:
         monotonic: Callable[[], float] = time.monotonic,
         on_step: StepHook | None = None,
         mirror: bool = False,
+        sealer: Sealer | None = None,
     ) -> None:
         self._mirror = mirror  # SYNC.APPLY_MODE "mirror" (sync/mirror.py)
+        self._sealer = sealer  # SYNC.ENCRYPTION_KEY_FILE
         self._state_dir = state_dir
         self._limits = limits
         self._store = store
@@ -89,7 +92,12 @@ class SnapshotPreparer:
         """The transaction that applies ``record``'s format."""
         if record.manifest.archive_format != C.ARCHIVE_FORMAT_CHUNKED:
             return ApplyTransaction(
-                self._journal, self._resolver, self._log, on_step=self._on_step, mirror=self._mirror
+                self._journal,
+                self._resolver,
+                self._log,
+                on_step=self._on_step,
+                mirror=self._mirror,
+                sealer=self._sealer,
             )
         return ChunkedApplyTransaction(
             self._journal,
@@ -99,6 +107,7 @@ class SnapshotPreparer:
             state_dir=self._state_dir,
             on_step=self._on_step,
             mirror=self._mirror,
+            sealer=self._sealer,
         )
 
     def prepare(self, record: SyncRecord, txn: ApplyTransaction) -> float:

@@ -20,6 +20,7 @@ publish waits makes one last attempt (``shutdown``) so the app gets its answer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -39,9 +40,10 @@ from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
 from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
+from .crypto.framing import Sealer
 from .history import HistoryLog
 from .paths import PathResolver
-from .records import Manifest, SyncRecord, SyncRequest
+from .records import Manifest, SyncRecord, SyncRequest, encryption_label
 from .request import parse_request
 from .retention import UnrecordedCids, delete_unpublished
 from .state_records import SentDurations, SentEntry
@@ -63,6 +65,7 @@ class PublisherConfig:
     max_archive_bytes: int | None = C.DEFAULT_MAX_ARCHIVE_BYTES
     publish_retry_seconds: float = C.DEFAULT_PUBLISH_RETRY_SECONDS
     keep_snapshots: int = C.DEFAULT_KEEP_SNAPSHOTS
+    sealer: Sealer | None = None  # SYNC.ENCRYPTION_KEY_FILE: blobs are stored sealed
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +279,7 @@ class SnapshotPublisher:
             newest_index=newest_index,
             now=now,
             log=self._log,
+            sealer=self.config.sealer,
         )
 
     # --- claim and validate -----------------------------------------------------------------
@@ -312,7 +316,11 @@ class SnapshotPublisher:
         captured = self.capture.capture(run.request, run.archive)
         run.durations["archive"] = captured.seconds
         run.downtime = captured.downtime
-        return captured.info
+        if self.config.sealer is None:
+            return captured.info
+        # Sealed after the app restarted: the store only ever gets the sealed file.
+        sha256, size = self.config.sealer.seal_in_place(run.archive)
+        return dataclasses.replace(captured.info, sha256=sha256, size_bytes=size)
 
     def _verify(self, run: _Run, info: ArchiveInfo) -> None:
         run.stage = C.STAGE_ARCHIVE_BUILD
@@ -347,6 +355,7 @@ class SnapshotPublisher:
             archive_sha256=info.sha256,
             unpacked_bytes=info.unpacked_bytes,
             members=info.members,
+            encryption=encryption_label(self.config.archive_format, self.config.sealer is not None),
         )
         return SyncRecord(
             cid=cid,

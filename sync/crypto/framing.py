@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ...errors import SnapshotInvalid
 from .keys import KEY_ID_BYTES, SyncKeys
 
-ENCRYPTION_NAME = "aes256gcm-stream-v1"  # the record's ``encryption`` field
 MAGIC = b"CARSEAL1"
 SALT_BYTES = 16
 PREFIX_BYTES = 7
@@ -114,6 +113,16 @@ class Sealer:
             piece = view[start : start + SEGMENT_BYTES]
             parts.append(blob.seal(number, piece, start + SEGMENT_BYTES >= len(view)))
         return b"".join(parts)
+
+    def seal_in_place(self, path: Path) -> tuple[str, int]:
+        """Replace the file at ``path`` by its sealed form; return (sha256, size) of it."""
+        sealed = path.with_name(path.name + ".sealing")
+        try:
+            result = self.seal_file(path, sealed)
+            os.replace(sealed, path)
+        finally:
+            sealed.unlink(missing_ok=True)
+        return result
 
     def seal_file(self, src: Path, dst: Path) -> tuple[str, int]:
         """Write ``src`` sealed to ``dst`` segment by segment; return (sha256, size) of it."""
