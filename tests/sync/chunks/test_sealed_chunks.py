@@ -60,7 +60,7 @@ def test_a_sealed_index_needs_the_right_key(tmp_path: Path) -> None:
     store = MemoryBlobStore(tmp_path / "cache")
     staged = _publish(tmp_path, root, store, "s1", None)
     blob = staged.index_path.read_bytes()
-    with pytest.raises(IndexInvalid, match="no SYNC.ENCRYPTION_KEY_FILE"):
+    with pytest.raises(IndexInvalid, match=r"no SYNC\.ENCRYPTION_KEY_FILE"):
         parse_index(blob)
     with pytest.raises(IndexInvalid, match="wrong ENCRYPTION_KEY_FILE") as caught:
         parse_index(blob, sealer=OTHER)
