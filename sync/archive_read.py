@@ -113,7 +113,7 @@ def open_archive(
             stream = sealer.opening_reader(cast(IO[bytes], reader), "archive")
         if archive_format == C.ARCHIVE_FORMAT_ZST:
             dctx = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW)
-            stream = dctx.stream_reader(cast(IO[bytes], reader), read_across_frames=True)
+            stream = dctx.stream_reader(cast(IO[bytes], stream), read_across_frames=True)
             mode = "r|"
         else:
             mode = "r|gz"
