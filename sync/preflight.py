@@ -68,7 +68,6 @@ class ConsumerLimits:
     max_unpacked_bytes: int = C.UNPACKED_TO_ARCHIVE_RATIO * C.DEFAULT_MAX_ARCHIVE_BYTES
     max_members: int = C.DEFAULT_MAX_MEMBERS
     trusted_node_ids: tuple[str, ...] | None = None
-    can_decrypt: bool = False  # SYNC.ENCRYPTION_KEY_FILE is set
 
     @classmethod
     def from_config(cls, cfg: SyncConfig) -> ConsumerLimits:
@@ -78,7 +77,6 @@ class ConsumerLimits:
             max_unpacked_bytes=cfg.effective_max_unpacked_bytes,
             max_members=cfg.max_members,
             trusted_node_ids=tuple(trusted) if trusted is not None else None,
-            can_decrypt=cfg.encryption_key_file is not None,
         )
 
 
@@ -86,8 +84,17 @@ def _rejected_reason(exc: RequestRejected) -> str:
     return exc.message
 
 
-def validate_record(record: SyncRecord, limits: ConsumerLimits, resolver: PathResolver) -> None:
+def validate_record(
+    record: SyncRecord,
+    limits: ConsumerLimits,
+    resolver: PathResolver,
+    *,
+    can_decrypt: bool = False,
+) -> None:
     """Check a parsed record against this consumer's policy, collecting every reason.
+
+    ``can_decrypt``: this consumer has ``SYNC.ENCRYPTION_KEY_FILE`` (an encrypted
+    snapshot is refused here, before anything is downloaded or stopped, without it).
 
     Raises:
         SnapshotInvalid: (stage ``validation``) with one reason per problem.
@@ -103,7 +110,7 @@ def validate_record(record: SyncRecord, limits: ConsumerLimits, resolver: PathRe
         reasons.append(f"manifest.archive_format: unknown format {m.archive_format!r}")
     if m.encryption not in C.KNOWN_ENCRYPTIONS:
         reasons.append(f"manifest.encryption: unknown encryption {m.encryption!r}")
-    elif m.encryption == C.ENCRYPTION_SEALED and not limits.can_decrypt:
+    elif m.encryption == C.ENCRYPTION_SEALED and not can_decrypt:
         reasons.append(
             f"manifest.encryption: the snapshot is encrypted ({m.encryption}) and this "
             "consumer has no SYNC.ENCRYPTION_KEY_FILE"

@@ -118,7 +118,9 @@ class SnapshotPreparer:
             TransientError: the store could not be reached (retry later).
         """
         try:
-            validate_record(record, self._limits, self._resolver)
+            validate_record(
+                record, self._limits, self._resolver, can_decrypt=self._sealer is not None
+            )
         except SnapshotInvalid as exc:
             raise PreflightFailed(Q.KIND_VALIDATION, exc) from exc
         t0 = self._mono()

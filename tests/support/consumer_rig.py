@@ -25,6 +25,7 @@ from container_apps.stores.cid import cid_from_sha256
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync import constants as C
 from container_apps.sync.consumer import ConsumerSettings, SnapshotConsumer
+from container_apps.sync.crypto.framing import Sealer
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.record_source import RecordSource
@@ -193,6 +194,7 @@ def make_env(
     paths: InstancePaths | None = None,
     store: Any = None,
     apply_mode: str = C.APPLY_MODE_OVERLAY,
+    sealer: Sealer | None = None,
 ) -> Env:
     """Wire a SnapshotConsumer for a volume bound at /app/data.
 
@@ -210,6 +212,7 @@ def make_env(
         history_dir=paths.history_received if paths else tmp / "history" / "received",
         limits=limits or ConsumerLimits(),
         apply_mode=apply_mode,
+        sealer=sealer,
     )
     store = store if store is not None else MemoryBlobStore(tmp / "cache")
     reg = registry if registry is not None else MemoryRegistry()
