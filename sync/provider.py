@@ -20,7 +20,6 @@ publish waits makes one last attempt (``shutdown``) so the app gets its answer.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from ..stores.base import BlobStore
 from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
 from .archive import ArchiveInfo
-from .capture import ArchiveSettings, SnapshotCapture, remove_capture
+from .capture import ArchiveSettings, SnapshotCapture, remove_capture, sealed
 from .chunked_retention import retire_published
 from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
@@ -316,11 +315,8 @@ class SnapshotPublisher:
         captured = self.capture.capture(run.request, run.archive)
         run.durations["archive"] = captured.seconds
         run.downtime = captured.downtime
-        if self.config.sealer is None:
-            return captured.info
         # Sealed after the app restarted: the store only ever gets the sealed file.
-        sha256, size = self.config.sealer.seal_in_place(run.archive)
-        return dataclasses.replace(captured.info, sha256=sha256, size_bytes=size)
+        return sealed(captured.info, run.archive, self.config.sealer)
 
     def _verify(self, run: _Run, info: ArchiveInfo) -> None:
         run.stage = C.STAGE_ARCHIVE_BUILD
