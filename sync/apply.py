@@ -42,6 +42,7 @@ from ..errors import ApplyFailed, CarError, SnapshotInvalid
 from ..fsutil import sync_filesystems
 from . import constants as C
 from .archive_read import DECODE_ERRORS, iter_members, open_archive, read_member
+from .crypto.framing import Sealer
 from .journal import (
     KIND_DIR,
     KIND_FILE,
@@ -87,8 +88,10 @@ class ApplyTransaction:
         *,
         on_step: StepHook | None = None,
         mirror: bool = False,
+        sealer: Sealer | None = None,
     ) -> None:
         self._journal = journal
+        self._sealer = sealer  # SYNC.ENCRYPTION_KEY_FILE: opens encrypted snapshots
         self._resolver = resolver
         self._log = log
         self._on_step = on_step
@@ -110,10 +113,15 @@ class ApplyTransaction:
             SnapshotInvalid: a member or limit problem (``NoSpace`` for free space).
         """
         self._plan = stage_archive(
-            archive, record, self._resolver, limits, self._journal, self._log
+            archive, record, self._resolver, limits, self._journal, self._log, self._opener(record)
         )
         self._record = record
         return self._plan
+
+    def _opener(self, record: SyncRecord | None) -> Sealer | None:
+        """The sealer when ``record`` is encrypted (its archive is sealed)."""
+        encrypted = record is not None and record.manifest.encryption == C.ENCRYPTION_SEALED
+        return self._sealer if encrypted else None
 
     def commit(self) -> None:
         """Apply the staged plan; call only after a confirmed stop.
@@ -204,7 +212,10 @@ class ApplyTransaction:
     def _run(self, header: JournalHeader, plan: StagedPlan, sha256: str) -> None:
         for backup_dir in header.backup_dirs.values():
             os.mkdir(backup_dir, 0o700)
-        with open_archive(plan.archive, plan.archive_format) as (tar, reader):
+        with open_archive(plan.archive, plan.archive_format, self._opener(self._record)) as (
+            tar,
+            reader,
+        ):
             members = iter_members(tar)
             position = -1
             for op in self._journal.ops():

@@ -30,6 +30,7 @@ import zstandard
 
 from ..errors import SnapshotInvalid
 from . import constants as C
+from .crypto.framing import Sealer
 
 # 128 MiB: enough for zstd --long=27; a frame asking for more is refused.
 MAX_ZSTD_WINDOW = 1 << 27
@@ -82,29 +83,37 @@ def _check_magic(path: Path, archive_format: str) -> None:
 
 @contextmanager
 def open_archive(
-    path: Path, archive_format: str
+    path: Path, archive_format: str, sealer: Sealer | None = None
 ) -> Iterator[tuple[tarfile.TarFile, HashingReader]]:
     """Open ``path`` as a streaming tar reader.
 
     Args:
         path: the downloaded, digest-verified archive.
         archive_format: ``tar.zst`` or ``tar.gz`` (from the manifest).
+        sealer: given for an encrypted snapshot: ``path`` is sealed and is opened
+            segment by segment as the tar is read (``sync/crypto/framing.py``).
 
     Yields:
         (tar, reader): iterate ``iter_members(tar)``; ``reader`` hashes the compressed
-        bytes consumed (call ``reader.drain()`` before ``reader.hexdigest()``).
+        bytes consumed, as stored (call ``reader.drain()`` before ``reader.hexdigest()``).
 
     Raises:
         SnapshotInvalid: (stage ``extract``) unknown format, wrong magic, or a corrupt
-            stream (raised from iteration as well).
+            stream (raised from iteration as well); ``SealedBlobInvalid`` for a sealed
+            archive another key sealed or that was changed.
     """
-    _check_magic(path, archive_format)
+    if sealer is None:
+        _check_magic(path, archive_format)
+    elif archive_format != C.ARCHIVE_FORMAT_ZST:
+        raise _extract_error(f"an encrypted snapshot is never {archive_format!r}")
     with open(path, "rb") as raw:
         reader = HashingReader(raw)
         stream: Any = reader
+        if sealer is not None:
+            stream = sealer.opening_reader(cast(IO[bytes], reader), "archive")
         if archive_format == C.ARCHIVE_FORMAT_ZST:
             dctx = zstandard.ZstdDecompressor(max_window_size=MAX_ZSTD_WINDOW)
-            stream = dctx.stream_reader(cast(IO[bytes], reader), read_across_frames=True)
+            stream = dctx.stream_reader(cast(IO[bytes], stream), read_across_frames=True)
             mode = "r|"
         else:
             mode = "r|gz"

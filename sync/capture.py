@@ -10,6 +10,7 @@ to the archive next (verify, upload, publish).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ from ..errors import CarError, RequestRejected, SyncError
 from . import constants as C
 from .archive import ArchiveInfo, ArchiveWriter, build_archive
 from .container_control import ContainerControl
+from .crypto.framing import Sealer
 from .paths import PathResolver, ResolvedPath
 from .records import SyncRequest
 
@@ -46,6 +48,16 @@ class Captured:
     info: ArchiveInfo
     seconds: float
     downtime: float
+
+
+def sealed(info: ArchiveInfo, path: Path, sealer: Sealer | None) -> ArchiveInfo:
+    """``info`` of the archive at ``path`` once sealed in place (unchanged without a
+    sealer): digest and size are the stored bytes' (docs/FORMAT.md, "Encryption at rest").
+    """
+    if sealer is None:
+        return info
+    sha256, size = sealer.seal_in_place(path)
+    return dataclasses.replace(info, sha256=sha256, size_bytes=size)
 
 
 def remove_capture(path: Path) -> None:

@@ -45,10 +45,11 @@ from . import constants as C
 from .applied_files import AppliedFile, AppliedFiles, content_key
 from .apply import ApplyTransaction, StepHook
 from .chunked_plan import ChunkedPlan, FileJudge, plan_index
-from .chunks.ids import KNOWN_CHUNK_HASHES
+from .chunks.ids import chunk_ids_for
 from .chunks.index import IndexEntry, SnapshotIndex
 from .chunks.index_parse import IndexLimits, parse_index
 from .chunks.reader import ChunkedSnapshotReader
+from .crypto.framing import Sealer
 from .journal import KIND_FILE, Journal, JournalHeader, PlannedOp
 from .mirror import KIND_REMOVE
 from .paths import PathResolver
@@ -82,8 +83,9 @@ class ChunkedApplyTransaction(ApplyTransaction):
         state_dir: Path,
         on_step: StepHook | None = None,
         mirror: bool = False,
+        sealer: Sealer | None = None,
     ) -> None:
-        super().__init__(journal, resolver, log, on_step=on_step, mirror=mirror)
+        super().__init__(journal, resolver, log, on_step=on_step, mirror=mirror, sealer=sealer)
         self._store = store
         self._state_dir = state_dir
         self._staging = state_dir / C.STAGING_DIR
@@ -112,7 +114,8 @@ class ChunkedApplyTransaction(ApplyTransaction):
         clear_staging(self._state_dir, self._log)
         index = self._fetch_index(record, limits)
         facts = AppliedFiles.load(self._state_dir / C.APPLIED_FILES_FILE)
-        ids = KNOWN_CHUNK_HASHES[index.chunk_hash]  # the parser refused any other
+        ids = chunk_ids_for(index.chunk_hash, self._id_key)
+        assert ids is not None  # the parser refused any other, and keyed ids unsealed
         self._judge = FileJudge(facts, ids, index.chunk_hash, self._resolver)
         plan = plan_index(
             index,
@@ -127,7 +130,7 @@ class ChunkedApplyTransaction(ApplyTransaction):
         self._index, self._chunked, self._record = index, plan, record
         on_host = self._stage_in_volumes(index, plan)
         self._check_staging_space(sum(plan.fetch_ops[p].size for p in on_host))
-        stats = ChunkedSnapshotReader(self._store).extract(
+        stats = ChunkedSnapshotReader(self._store, sealer=self._sealer).extract(
             index, self._staging, wanted=lambda e: e.path in on_host
         )
         self.bytes_fetched += stats.bytes_fetched
@@ -170,7 +173,9 @@ class ChunkedApplyTransaction(ApplyTransaction):
         if not targets:
             return on_host
         try:
-            stats = ChunkedSnapshotReader(self._store).extract_files(index, targets)
+            stats = ChunkedSnapshotReader(self._store, sealer=self._sealer).extract_files(
+                index, targets
+            )
             for path, target in targets.items():
                 op = plan.fetch_ops[path]
                 assert op.mtime_ns is not None  # chunked ops carry the entry's mtime_ns
@@ -185,6 +190,10 @@ class ChunkedApplyTransaction(ApplyTransaction):
             return set(plan.fetch)
         self.bytes_fetched += stats.bytes_fetched
         return on_host
+
+    @property
+    def _id_key(self) -> bytes | None:
+        return self._sealer.keys.chunk_id if self._sealer is not None else None
 
     def _fetch_index(self, record: SyncRecord, limits: ConsumerLimits) -> SnapshotIndex:
         manifest = record.manifest
@@ -203,7 +212,7 @@ class ChunkedApplyTransaction(ApplyTransaction):
                 f"snapshot index sha256 {digest} does not match {expected_sha256(record)}",
                 stage=C.STAGE_R1FS_DOWNLOAD,
             )
-        return parse_index(blob, index_limits)
+        return parse_index(blob, index_limits, self._sealer)
 
     def _check_staging_space(self, needed: int) -> None:
         self._staging.mkdir(parents=True, exist_ok=True)
@@ -262,7 +271,7 @@ class ChunkedApplyTransaction(ApplyTransaction):
         if not os.path.lexists(path):
             assert self._index is not None
             self._log.info("%s changed since staging; fetching it now", "/" + entry.path)
-            ChunkedSnapshotReader(self._store).extract(
+            ChunkedSnapshotReader(self._store, sealer=self._sealer).extract(
                 self._index, self._staging, wanted=lambda e: e.path == entry.path
             )
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)

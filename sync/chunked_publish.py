@@ -72,7 +72,9 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
     def _capture(self, run: _Run) -> ArchiveInfo:
         started = self._monotonic()
         previous, known = self._starting_point()
-        writer = ChunkedSnapshotWriter(run.archive, level=self.config.compression_level)
+        writer = ChunkedSnapshotWriter(
+            run.archive, level=self.config.compression_level, sealer=self.config.sealer
+        )
 
         def build(release: Callable[[], None] | None = None) -> StagedSnapshot:
             return self._write(writer, run.request, previous, known, release)
@@ -183,7 +185,9 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
         if (latest.data.get("deletion") or {}).get("deleted_at") is not None:
             return None  # retirement touched it: its packs may be gone
         facts = SourceFacts.load(self.facts_path, index_cid=latest.cid)
-        return fetch_previous(self.targets.store, latest.cid, facts, OWN_INDEX_LIMITS)
+        return fetch_previous(
+            self.targets.store, latest.cid, facts, OWN_INDEX_LIMITS, self.config.sealer
+        )
 
     def _known(self, entries: list[HistoryEntry], cids: list[str]) -> dict[str, ChunkRef] | None:
         """Chunks of the other kept chunked snapshots; None if one of them is unreadable."""
@@ -192,7 +196,7 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
         for cid in cids:
             if cid in chunked:
                 try:
-                    indexes.append(read_index(self.targets.store, cid))
+                    indexes.append(read_index(self.targets.store, cid, sealer=self.config.sealer))
                 except StoreUnavailable:
                     raise
                 except Exception as exc:
@@ -257,7 +261,7 @@ class ChunkedSnapshotPublisher(SnapshotPublisher):
         index = staged.index if staged is not None and staged.index_cid == keep_cid else None
         if index is None:
             try:
-                index = read_index(self.targets.store, keep_cid)
+                index = read_index(self.targets.store, keep_cid, sealer=self.config.sealer)
             except Exception as exc:  # retire nothing chunked rather than guess its packs
                 self._log.warning("retirement postponed: index %s unreadable (%s)", keep_cid, exc)
                 return

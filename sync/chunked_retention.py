@@ -32,6 +32,7 @@ from ..stores.base import BlobStore
 from . import constants as C
 from .chunks.index import SnapshotIndex
 from .chunks.index_parse import IndexInvalid, IndexLimits, parse_index
+from .crypto.framing import Sealer
 from .history import HistoryEntry, HistoryLog
 from .retention import RetireOutcome, is_retired, record_retirement
 
@@ -66,8 +67,14 @@ def newest_cids(entries: list[HistoryEntry], count: int, *, besides: str = "") -
     return found
 
 
-def read_index(store: BlobStore, cid: str, limits: IndexLimits = OWN_INDEX_LIMITS) -> SnapshotIndex:
-    """The index blob ``cid`` from ``store``, parsed (its local copy removed again).
+def read_index(
+    store: BlobStore,
+    cid: str,
+    limits: IndexLimits = OWN_INDEX_LIMITS,
+    sealer: Sealer | None = None,
+) -> SnapshotIndex:
+    """The index blob ``cid`` from ``store``, opened with ``sealer`` if sealed, parsed
+    (its local copy removed again).
 
     Raises:
         BlobNotFound: the store does not hold it.
@@ -81,7 +88,7 @@ def read_index(store: BlobStore, cid: str, limits: IndexLimits = OWN_INDEX_LIMIT
         raise StoreError(f"index {cid} could not be read locally: {exc.strerror}") from exc
     finally:
         store.delete(cid, remote=False, local=True)
-    return parse_index(blob, limits)
+    return parse_index(blob, limits, sealer)
 
 
 def snapshot_blobs(blob_dir: Path, cid: str) -> list[str]:
@@ -101,6 +108,7 @@ def retire_snapshots(
     *,
     now: float,
     log: logging.Logger,
+    sealer: Sealer | None = None,
 ) -> list[RetireOutcome]:
     """Delete every published snapshot in ``history`` whose CID is not in ``keep``.
 
@@ -112,6 +120,7 @@ def retire_snapshots(
             could not be read, and then no chunked snapshot is retired this time.
         now: wall-clock time recorded as ``deleted_at``.
         log: where outcomes are reported.
+        sealer: opens the indexes of encrypted snapshots (to name their packs).
 
     Returns:
         One outcome per attempted entry, oldest first. Never raises.
@@ -131,7 +140,7 @@ def retire_snapshots(
             if kept_packs is None:
                 log.warning("retirement of %s postponed: a kept index is unreadable", entry.cid)
                 continue
-            error = _retire_chunked(store, entry.cid, kept_packs, log)
+            error = _retire_chunked(store, entry.cid, kept_packs, log, sealer)
         else:
             error = _delete(store, entry.cid)
         outcomes.append(record_retirement(history, entry, error, now, log))
@@ -147,6 +156,7 @@ def retire_published(
     newest_index: SnapshotIndex | None,
     now: float,
     log: logging.Logger,
+    sealer: Sealer | None = None,
 ) -> list[RetireOutcome]:
     """After a publish: keep the ``keep`` newest snapshots, retire the rest.
 
@@ -168,13 +178,15 @@ def retire_published(
     indexes: list[SnapshotIndex | None] = [newest_index]
     for cid in kept[1:]:
         if formats.get(cid) == C.ARCHIVE_FORMAT_CHUNKED:
-            indexes.append(_kept_index(store, cid, log))
-    return retire_snapshots(history, store, kept, indexes, now=now, log=log)
+            indexes.append(_kept_index(store, cid, log, sealer))
+    return retire_snapshots(history, store, kept, indexes, now=now, log=log, sealer=sealer)
 
 
-def _kept_index(store: BlobStore, cid: str, log: logging.Logger) -> SnapshotIndex | None:
+def _kept_index(
+    store: BlobStore, cid: str, log: logging.Logger, sealer: Sealer | None
+) -> SnapshotIndex | None:
     try:
-        return read_index(store, cid)
+        return read_index(store, cid, sealer=sealer)
     except (StoreError, IndexInvalid) as exc:
         log.warning("kept snapshot %s: index unreadable (%s)", cid, exc)
         return None
@@ -189,11 +201,11 @@ def _delete(store: BlobStore, cid: str) -> str | None:
 
 
 def _retire_chunked(
-    store: BlobStore, cid: str, kept_packs: set[str], log: logging.Logger
+    store: BlobStore, cid: str, kept_packs: set[str], log: logging.Logger, sealer: Sealer | None
 ) -> str | None:
     """Packs only this index references, then the index; the error text or None."""
     try:
-        index = read_index(store, cid)
+        index = read_index(store, cid, sealer=sealer)
     except BlobNotFound:
         return None  # an earlier attempt finished; only its outcome was not recorded
     except (IndexInvalid, BlobCorrupt, BlobTooLarge) as exc:

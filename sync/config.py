@@ -24,6 +24,7 @@ from pydantic import (
 from ..errors import ConfigError
 from ..validation import format_validation_error
 from . import constants as C
+from .crypto.keys import key_file_problem
 from .key_files import KeyFileError, load_signing_key
 from .signing import parse_public_key
 
@@ -53,6 +54,16 @@ def cross_field_problems(
     return problems
 
 
+def encryption_problems(archive_format: object, key_file: object) -> list[str]:
+    """tar.gz cannot be encrypted: the older runner's consumers read it and hold no key."""
+    if key_file is not None and archive_format == C.ARCHIVE_FORMAT_GZ:
+        return [
+            'ENCRYPTION_KEY_FILE: cannot encrypt ARCHIVE_FORMAT "tar.gz" (the older '
+            'runner reads tar.gz and cannot decrypt); use "chunked" or "tar.zst"'
+        ]
+    return []
+
+
 def _raw_cross_field_problems(raw: dict[str, Any]) -> list[str]:
     return cross_field_problems(
         raw.get("ENABLED") is True,
@@ -60,6 +71,8 @@ def _raw_cross_field_problems(raw: dict[str, Any]) -> list[str]:
         raw.get("TYPE"),
         raw.get("ARCHIVE_FORMAT", C.DEFAULT_ARCHIVE_FORMAT),
         raw.get("COMPRESSION_LEVEL"),
+    ) + encryption_problems(
+        raw.get("ARCHIVE_FORMAT", C.DEFAULT_ARCHIVE_FORMAT), raw.get("ENCRYPTION_KEY_FILE")
     )
 
 
@@ -175,11 +188,27 @@ class SyncConfig(BaseModel):
                 raise ValueError(f"item {n} {exc}") from None
         return [text.strip() for text in value]
 
+    encryption_key_file: Annotated[str, Strict()] | None = Field(
+        None,
+        alias="ENCRYPTION_KEY_FILE",
+        min_length=1,
+        description="null or the path of a 32-byte key file of mode 0600",
+    )
+
+    @field_validator("encryption_key_file")
+    @classmethod
+    def _check_key_file(cls, path: str | None) -> str | None:
+        """Checked at parse time, so a bad key file stops the runner before any publish."""
+        problem = key_file_problem(path) if path is not None else None
+        if problem is not None:
+            raise ValueError(f"{path} {problem}")
+        return path
+
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:
         problems = cross_field_problems(
             self.enabled, self.key, self.type, self.archive_format, self.compression_level
-        )
+        ) + encryption_problems(self.archive_format, self.encryption_key_file)
         if problems:
             raise ValueError("; ".join(problems))
         return self

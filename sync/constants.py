@@ -100,8 +100,13 @@ ARCHIVE_FORMATS: Final = (ARCHIVE_FORMAT_ZST, ARCHIVE_FORMAT_GZ)  # the tar form
 ARCHIVE_FORMAT_CHUNKED: Final = "chunked"
 SNAPSHOT_FORMATS: Final = (*ARCHIVE_FORMATS, ARCHIVE_FORMAT_CHUNKED)
 DEFAULT_ARCHIVE_FORMAT: Final = ARCHIVE_FORMAT_CHUNKED  # SYNC.ARCHIVE_FORMAT when unset
+# The record's ``encryption`` (README, "Encryption at rest"): tar.gz keeps the older
+# runner's label (its consumers refuse any other; it means plaintext here), the other
+# formats say "none" or name the sealed framing (sync/crypto/framing.py).
 ENCRYPTION_DEFAULT: Final = "r1fs-default"
-KNOWN_ENCRYPTIONS: Final = (ENCRYPTION_DEFAULT,)
+ENCRYPTION_NONE: Final = "none"
+ENCRYPTION_SEALED: Final = "aes256gcm-stream-v1"
+KNOWN_ENCRYPTIONS: Final = (ENCRYPTION_DEFAULT, ENCRYPTION_NONE, ENCRYPTION_SEALED)
 DEFAULT_ZSTD_LEVEL: Final = 3
 DEFAULT_GZIP_LEVEL: Final = 6
 

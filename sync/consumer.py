@@ -31,6 +31,7 @@ from .apply_report import ApplyOutcome, ApplyReporter
 from .apply_state import ApplyState
 from .chunked_apply import clear_staging
 from .container_control import ContainerControl
+from .crypto.framing import Sealer
 from .journal import Journal
 from .paths import PathResolver
 from .preflight import ConsumerLimits
@@ -54,6 +55,7 @@ class ConsumerSettings:
     limits: ConsumerLimits = field(default_factory=ConsumerLimits)
     apply_mode: str = C.APPLY_MODE_OVERLAY  # SYNC.APPLY_MODE
     verifier: RecordVerifier | None = None  # SYNC.TRUSTED_KEYS; None: records not verified
+    sealer: Sealer | None = None  # SYNC.ENCRYPTION_KEY_FILE
 
 
 # The stage label of a failure whose exception carries none (store errors,
@@ -110,6 +112,7 @@ class SnapshotConsumer:
             on_step=on_step,
             mirror=settings.apply_mode == C.APPLY_MODE_MIRROR,
             verifier=settings.verifier,
+            sealer=settings.sealer,
         )
         self._halt_logged = False
 

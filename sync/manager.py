@@ -34,6 +34,8 @@ from .config import SyncConfig
 from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
 from .control_files import ControlDir
+from .crypto.framing import Sealer
+from .crypto.keys import load_keys
 from .event_watch import EventWatch
 from .events import SyncEvents
 from .history import HistoryLog
@@ -284,6 +286,7 @@ def _publisher(
         publish_retry_seconds=cfg.publish_retry_seconds,
         keep_snapshots=cfg.keep_snapshots,
         signer=signer,
+        sealer=sealer_of(cfg),
     )
     control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
     targets = PublishTargets(
@@ -295,6 +298,17 @@ def _publisher(
         else SnapshotPublisher
     )
     return kind(config, control, resolver, containers, targets, log=log)
+
+
+def sealer_of(cfg: SyncConfig) -> Sealer | None:
+    """The sync set's sealer when ``SYNC.ENCRYPTION_KEY_FILE`` is set.
+
+    Raises:
+        ConfigError: the key file changed since the config was parsed.
+    """
+    if cfg.encryption_key_file is None:
+        return None
+    return Sealer(load_keys(cfg.encryption_key_file))
 
 
 def _consumer(
@@ -314,6 +328,7 @@ def _consumer(
         limits=ConsumerLimits.from_config(cfg),
         apply_mode=cfg.apply_mode,
         verifier=_verifier(cfg, cfg.key),
+        sealer=sealer_of(cfg),
     )
     source = RecordSource(registry, cfg.key, cfg.hsync_poll_interval, log)
     return SnapshotConsumer(settings, source, store, containers, resolver, log)

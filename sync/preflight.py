@@ -84,8 +84,17 @@ def _rejected_reason(exc: RequestRejected) -> str:
     return exc.message
 
 
-def validate_record(record: SyncRecord, limits: ConsumerLimits, resolver: PathResolver) -> None:
+def validate_record(
+    record: SyncRecord,
+    limits: ConsumerLimits,
+    resolver: PathResolver,
+    *,
+    can_decrypt: bool = False,
+) -> None:
     """Check a parsed record against this consumer's policy, collecting every reason.
+
+    ``can_decrypt``: this consumer has ``SYNC.ENCRYPTION_KEY_FILE`` (an encrypted
+    snapshot is refused here, before anything is downloaded or stopped, without it).
 
     Raises:
         SnapshotInvalid: (stage ``validation``) with one reason per problem.
@@ -101,6 +110,13 @@ def validate_record(record: SyncRecord, limits: ConsumerLimits, resolver: PathRe
         reasons.append(f"manifest.archive_format: unknown format {m.archive_format!r}")
     if m.encryption not in C.KNOWN_ENCRYPTIONS:
         reasons.append(f"manifest.encryption: unknown encryption {m.encryption!r}")
+    elif m.encryption == C.ENCRYPTION_SEALED and not can_decrypt:
+        reasons.append(
+            f"manifest.encryption: the snapshot is encrypted ({m.encryption}) and this "
+            "consumer has no SYNC.ENCRYPTION_KEY_FILE"
+        )
+    elif m.encryption == C.ENCRYPTION_SEALED and m.archive_format == C.ARCHIVE_FORMAT_GZ:
+        reasons.append("manifest.encryption: a tar.gz snapshot is never encrypted")
     for path in m.archive_paths:
         try:
             resolver.resolve(path)

@@ -28,6 +28,7 @@ from . import quarantine as Q
 from .apply import ApplyTransaction, StepHook
 from .chunked_apply import ChunkedApplyTransaction
 from .chunks.reader import ChunkCorrupt, PackMissing
+from .crypto.framing import Sealer
 from .journal import Journal
 from .paths import PathResolver
 from .preflight import ConsumerLimits, DigestMismatch, NoSpace, validate_record, verify_archive
@@ -76,9 +77,11 @@ class SnapshotPreparer:
         on_step: StepHook | None = None,
         mirror: bool = False,
         verifier: RecordVerifier | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         self._mirror = mirror  # SYNC.APPLY_MODE "mirror" (sync/mirror.py)
         self._verifier = verifier  # SYNC.TRUSTED_KEYS (sync/signing.py)
+        self._sealer = sealer  # SYNC.ENCRYPTION_KEY_FILE
         self._state_dir = state_dir
         self._limits = limits
         self._store = store
@@ -93,7 +96,12 @@ class SnapshotPreparer:
         """The transaction that applies ``record``'s format."""
         if record.manifest.archive_format != C.ARCHIVE_FORMAT_CHUNKED:
             return ApplyTransaction(
-                self._journal, self._resolver, self._log, on_step=self._on_step, mirror=self._mirror
+                self._journal,
+                self._resolver,
+                self._log,
+                on_step=self._on_step,
+                mirror=self._mirror,
+                sealer=self._sealer,
             )
         return ChunkedApplyTransaction(
             self._journal,
@@ -103,6 +111,7 @@ class SnapshotPreparer:
             state_dir=self._state_dir,
             on_step=self._on_step,
             mirror=self._mirror,
+            sealer=self._sealer,
         )
 
     def prepare(self, record: SyncRecord, txn: ApplyTransaction) -> float:
@@ -115,7 +124,9 @@ class SnapshotPreparer:
         try:
             if self._verifier is not None:  # first: nothing is fetched for a forged record
                 self._verifier.verify(record)
-            validate_record(record, self._limits, self._resolver)
+            validate_record(
+                record, self._limits, self._resolver, can_decrypt=self._sealer is not None
+            )
         except SnapshotInvalid as exc:
             raise PreflightFailed(Q.KIND_VALIDATION, exc) from exc
         t0 = self._mono()

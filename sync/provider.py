@@ -33,15 +33,16 @@ from ..stores.base import BlobStore
 from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
 from .archive import ArchiveInfo
-from .capture import ArchiveSettings, SnapshotCapture, remove_capture
+from .capture import ArchiveSettings, SnapshotCapture, remove_capture, sealed
 from .chunked_retention import retire_published
 from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
 from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
+from .crypto.framing import Sealer
 from .history import HistoryLog
 from .paths import PathResolver
-from .records import Manifest, SyncRecord, SyncRequest
+from .records import Manifest, SyncRecord, SyncRequest, encryption_label
 from .request import parse_request
 from .retention import UnrecordedCids, delete_unpublished
 from .signing import RecordSigner
@@ -65,6 +66,7 @@ class PublisherConfig:
     publish_retry_seconds: float = C.DEFAULT_PUBLISH_RETRY_SECONDS
     keep_snapshots: int = C.DEFAULT_KEEP_SNAPSHOTS
     signer: RecordSigner | None = None  # SYNC.SIGNING_KEY_FILE: every record is signed
+    sealer: Sealer | None = None  # SYNC.ENCRYPTION_KEY_FILE: blobs are stored sealed
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +285,7 @@ class SnapshotPublisher:
             newest_index=newest_index,
             now=now,
             log=self._log,
+            sealer=self.config.sealer,
         )
 
     # --- claim and validate -----------------------------------------------------------------
@@ -319,7 +322,8 @@ class SnapshotPublisher:
         captured = self.capture.capture(run.request, run.archive)
         run.durations["archive"] = captured.seconds
         run.downtime = captured.downtime
-        return captured.info
+        # Sealed after the app restarted: the store only ever gets the sealed file.
+        return sealed(captured.info, run.archive, self.config.sealer)
 
     def _verify(self, run: _Run, info: ArchiveInfo) -> None:
         run.stage = C.STAGE_ARCHIVE_BUILD
@@ -354,6 +358,7 @@ class SnapshotPublisher:
             archive_sha256=info.sha256,
             unpacked_bytes=info.unpacked_bytes,
             members=info.members,
+            encryption=encryption_label(self.config.archive_format, self.config.sealer is not None),
         )
         return SyncRecord(
             cid=cid,

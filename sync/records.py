@@ -49,6 +49,15 @@ class SyncRequest:
         return {"provider_capture": self.provider_capture, "consumer_apply": self.consumer_apply}
 
 
+def encryption_label(archive_format: str, encrypted: bool) -> str:
+    """The manifest's ``encryption`` for a snapshot this runner makes (README,
+    "Encryption at rest"): tar.gz keeps the older runner's label (its consumers refuse
+    any other; it cannot be encrypted), the others tell the truth."""
+    if archive_format == C.ARCHIVE_FORMAT_GZ:
+        return C.ENCRYPTION_DEFAULT
+    return C.ENCRYPTION_SEALED if encrypted else C.ENCRYPTION_NONE
+
+
 @dataclass(frozen=True, slots=True)
 class Manifest:
     """What the archive holds and how it was made."""

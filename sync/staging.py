@@ -35,6 +35,7 @@ from pathlib import Path
 from ..errors import SnapshotInvalid
 from . import constants as C
 from .archive_read import iter_members, open_archive
+from .crypto.framing import Sealer
 from .journal import KIND_FILE, Journal, PlannedOp
 from .paths import PathResolver
 from .preflight import ConsumerLimits, MemberValidator, NoSpace
@@ -123,6 +124,7 @@ def stage_archive(
     limits: ConsumerLimits,
     journal: Journal,
     log: logging.Logger,
+    sealer: Sealer | None = None,
 ) -> StagedPlan:
     """Validate every member of ``archive`` and write the plan to ``journal``.
 
@@ -138,7 +140,7 @@ def stage_archive(
     budget = SpaceBudget()
     ops = 0
     with (
-        open_archive(archive, manifest.archive_format) as (tar, _reader),
+        open_archive(archive, manifest.archive_format, sealer) as (tar, _reader),
         journal.plan_writer() as plan,
     ):
         for ordinal, member in enumerate(iter_members(tar)):

@@ -33,6 +33,8 @@ INCOMPRESSIBLE_RATIO: Final = 0.97
 INDEX_FORMAT: Final = "car-chunked-index"
 INDEX_VERSION: Final = 1
 CHUNK_HASH_SHA256: Final = "sha256"
+# HMAC-SHA256 under the sync set's chunk-id key: the index of an encrypted snapshot.
+CHUNK_HASH_HMAC_SHA256: Final = "hmac-sha256"
 ENTRY_FILE: Final = "file"
 ENTRY_DIR: Final = "dir"
 

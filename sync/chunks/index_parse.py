@@ -22,8 +22,10 @@ import zstandard
 from ...errors import SnapshotInvalid
 from ...stores.cid import is_cid
 from .. import constants as C
+from ..crypto.framing import MAGIC as SEALED_MAGIC
+from ..crypto.framing import SealedBlobInvalid, Sealer, sealed_size
 from . import constants as K
-from .ids import KNOWN_CHUNK_HASHES
+from .ids import CHUNK_HASH_NAMES
 from .index import ChunkRef, IndexEntry, SnapshotIndex
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -40,10 +42,14 @@ _KEYS = {K.ENTRY_DIR: _DIR_KEYS, K.ENTRY_FILE: _FILE_KEYS}
 
 
 class IndexInvalid(SnapshotInvalid):
-    """An index blob is malformed, too big, or not a chunked index this reader knows."""
+    """An index blob is malformed, too big, or not a chunked index this reader knows.
 
-    def __init__(self, reason: str) -> None:
+    ``wrong_key``: it is sealed under another sync-set key (nothing else is wrong with it).
+    """
+
+    def __init__(self, reason: str, *, wrong_key: bool = False) -> None:
         super().__init__(reason, stage=C.STAGE_EXTRACT)
+        self.wrong_key = wrong_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,24 +67,53 @@ def _fail(reason: str) -> NoReturn:
     raise IndexInvalid(f"snapshot index: {reason}")
 
 
-def parse_index(blob: bytes, limits: IndexLimits | None = None) -> SnapshotIndex:
-    """Decode and check an index blob.
+def parse_index(
+    blob: bytes, limits: IndexLimits | None = None, sealer: Sealer | None = None
+) -> SnapshotIndex:
+    """Decode and check an index blob, opening it first if it is sealed.
+
+    An index is sealed exactly when its chunk ids are keyed (``hmac-sha256``): its chunks
+    are sealed too, and a plaintext index naming keyed ids (or the reverse) is refused.
 
     Raises:
-        IndexInvalid: (stage ``extract``) the first problem found.
+        IndexInvalid: (stage ``extract``) the first problem found; ``wrong_key`` when
+            another sync-set key sealed it.
     """
     limits = limits or IndexLimits()
+    sealed = blob[: len(SEALED_MAGIC)] == SEALED_MAGIC
+    if sealed:
+        blob = _open(blob, limits, sealer)
     doc = _load_json(_decompress(blob, limits))
     if not isinstance(doc, dict):
         _fail("not a JSON object")
     _check_header(doc)
+    if (doc["chunk_hash"] == K.CHUNK_HASH_HMAC_SHA256) != sealed:
+        _fail(
+            f"chunk_hash {doc['chunk_hash']!r} in an index that is "
+            f"{'' if sealed else 'not '}encrypted (keyed ids go with encryption only)"
+        )
     roots = _roots(doc["roots"], limits)
     packs = _packs(doc["packs"])
-    entries = _EntryChecker(roots, packs, limits).run(doc["entries"])
+    entries = _EntryChecker(roots, packs, limits, sealed=sealed).run(doc["entries"])
     return SnapshotIndex(roots=roots, entries=entries, chunk_hash=doc["chunk_hash"])
 
 
 # --- bytes -> JSON -------------------------------------------------------------------
+
+
+def _same_size(size: int) -> int:
+    return size
+
+
+def _open(blob: bytes, limits: IndexLimits, sealer: Sealer | None) -> bytes:
+    if sealer is None:
+        _fail("is encrypted and this runner has no SYNC.ENCRYPTION_KEY_FILE")
+    if len(blob) > limits.max_index_bytes:
+        _fail(f"blob is {len(blob)} bytes, more than the {limits.max_index_bytes} allowed")
+    try:
+        return sealer.open_bytes(blob, "snapshot index")
+    except SealedBlobInvalid as exc:
+        raise IndexInvalid(str(exc), wrong_key=exc.wrong_key) from None
 
 
 def _decompress(blob: bytes, limits: IndexLimits) -> bytes:
@@ -148,7 +183,7 @@ def _check_header(doc: dict[str, Any]) -> None:
         _fail(f"format {str(doc['format'])[:60]!r} is not {K.INDEX_FORMAT!r}")
     if not _is_int(doc["version"]) or doc["version"] != K.INDEX_VERSION:
         _fail(f"version {str(doc['version'])[:20]} is not supported (this reader: 1)")
-    if doc["chunk_hash"] not in KNOWN_CHUNK_HASHES:
+    if doc["chunk_hash"] not in CHUNK_HASH_NAMES:
         _fail(f"unknown chunk_hash {str(doc['chunk_hash'])[:60]!r}")
 
 
@@ -213,7 +248,16 @@ def _packs(value: Any) -> tuple[str, ...]:
 class _EntryChecker:
     """Checks entries one by one with running totals (count, bytes, paths seen)."""
 
-    def __init__(self, roots: tuple[str, ...], packs: tuple[str, ...], limits: IndexLimits):
+    def __init__(
+        self,
+        roots: tuple[str, ...],
+        packs: tuple[str, ...],
+        limits: IndexLimits,
+        *,
+        sealed: bool = False,
+    ):
+        # Sealed: each stored payload is the sealed form of the (compressed or raw) chunk.
+        self._stored_size = sealed_size if sealed else _same_size
         self._roots = roots
         self._packs = packs
         self._limits = limits
@@ -279,12 +323,12 @@ class _EntryChecker:
         pack = self._packs[_int_in(pack_no, 0, len(self._packs) - 1, f"{where} pack")]
         offset = _int_in(offset, len(K.PACK_MAGIC), MAX_PACK_OFFSET, f"{where} offset")
         raw_length = _int_in(raw_length, 1, K.CHUNK_MAX_BYTES, f"{where} raw_length")
-        length = _int_in(length, 1, K.CHUNK_MAX_BYTES, f"{where} length")
+        length = _int_in(length, 1, self._stored_size(K.CHUNK_MAX_BYTES), f"{where} length")
         if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
             _fail(f"{where} digest must be 64 lowercase hex digits")
         if not isinstance(compressed, bool):
             _fail(f"{where} compressed must be true or false")
-        if not compressed and length != raw_length:
+        if not compressed and length != self._stored_size(raw_length):
             _fail(f"{where} is stored raw but its length {length} != raw_length {raw_length}")
         return ChunkRef(pack, offset, length, raw_length, digest, compressed)
 

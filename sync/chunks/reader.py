@@ -28,8 +28,9 @@ from pathlib import Path
 from ...errors import BlobNotFound, SnapshotInvalid, StoreError, StoreUnavailable
 from ...stores.base import BlobStore
 from .. import constants as C
+from ..crypto.framing import SealedBlobInvalid, Sealer
 from . import constants as K
-from .ids import KNOWN_CHUNK_HASHES, ChunkIds
+from .ids import ChunkIds, chunk_ids_for
 from .index import ChunkRef, IndexEntry, SnapshotIndex
 from .index_parse import IndexInvalid
 from .packs import ChunkDecodeError, decode_chunk
@@ -87,8 +88,15 @@ def everything(_entry: IndexEntry) -> bool:
 class ChunkedSnapshotReader:
     """Writes selected files of a chunked snapshot from ``store`` into a staging dir."""
 
-    def __init__(self, store: BlobStore, *, max_range_bytes: int = MAX_RANGE_BYTES) -> None:
+    def __init__(
+        self,
+        store: BlobStore,
+        *,
+        max_range_bytes: int = MAX_RANGE_BYTES,
+        sealer: Sealer | None = None,
+    ) -> None:
         self._store = store
+        self._sealer = sealer
         self._max_range = max_range_bytes
         self._counts = {"chunks": 0, "ranges": 0, "fetched": 0}
 
@@ -106,9 +114,7 @@ class ChunkedSnapshotReader:
                 file being written is removed.
             StoreUnavailable: the store could not be reached (retry later).
         """
-        ids = KNOWN_CHUNK_HASHES.get(index.chunk_hash)
-        if ids is None:
-            raise IndexInvalid(f"snapshot index: unknown chunk_hash {index.chunk_hash!r}")
+        opener = self._opener(index)
         self._counts = {"chunks": 0, "ranges": 0, "fetched": 0}
         dest.mkdir(parents=True, exist_ok=True)
         dirs = [e for e in index.entries if not e.is_file]
@@ -118,7 +124,7 @@ class ChunkedSnapshotReader:
         payloads = self._payloads((f, ref) for f in files for ref in f.chunks)
         written = 0
         for number, entry in enumerate(files):
-            written += _write_file(dest / entry.path, entry, payloads, ids, number)
+            written += _write_file(dest / entry.path, entry, payloads, opener, number)
         _finish_dirs(dest, dirs)
         return ReadStats(
             files_written=len(files),
@@ -135,15 +141,13 @@ class ChunkedSnapshotReader:
         The targets' directories must exist; files are written in index order (what
         keeps range reads of adjacent chunks together). Raises as ``extract``.
         """
-        ids = KNOWN_CHUNK_HASHES.get(index.chunk_hash)
-        if ids is None:
-            raise IndexInvalid(f"snapshot index: unknown chunk_hash {index.chunk_hash!r}")
+        opener = self._opener(index)
         self._counts = {"chunks": 0, "ranges": 0, "fetched": 0}
         files = [e for e in index.files() if e.path in targets]
         payloads = self._payloads((f, ref) for f in files for ref in f.chunks)
         written = 0
         for number, entry in enumerate(files):
-            written += _write_file(targets[entry.path], entry, payloads, ids, number)
+            written += _write_file(targets[entry.path], entry, payloads, opener, number)
         return ReadStats(
             files_written=len(files),
             dirs_made=0,
@@ -152,6 +156,15 @@ class ChunkedSnapshotReader:
             bytes_fetched=self._counts["fetched"],
             bytes_written=written,
         )
+
+    def _opener(self, index: SnapshotIndex) -> _Opener:
+        """How this index's chunks are opened and checked; unknown chunk hashes are refused."""
+        ids = chunk_ids_for(index.chunk_hash, self._sealer.keys.chunk_id if self._sealer else None)
+        if ids is None:
+            raise IndexInvalid(f"snapshot index: unknown chunk_hash {index.chunk_hash!r}")
+        # A keyed index is a sealed one (index_parse.py): so is each of its chunks.
+        sealer = self._sealer if index.chunk_hash == K.CHUNK_HASH_HMAC_SHA256 else None
+        return _Opener(ids, sealer)
 
     def _payloads(self, items: Iterable[_Item]) -> Iterator[tuple[_Item, memoryview]]:
         """Each item's stored payload, in order, fetched in runs of adjacent ranges."""
@@ -197,7 +210,7 @@ def _write_file(
     target: Path,
     entry: IndexEntry,
     payloads: Iterator[tuple[_Item, memoryview]],
-    ids: ChunkIds,
+    opener: _Opener,
     number: int,
 ) -> int:
     """Write one file from its chunks (temp name, then rename); return its size."""
@@ -208,7 +221,7 @@ def _write_file(
         with os.fdopen(fd, "wb") as out:
             for _ in entry.chunks:
                 (_, ref), payload = next(payloads)
-                out.write(_verified_chunk(entry, ref, payload, ids))
+                out.write(opener.chunk(entry, ref, payload))
             os.fchmod(out.fileno(), entry.mode & 0o777)
         os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
         os.replace(tmp, target)
@@ -219,15 +232,24 @@ def _write_file(
     return entry.size
 
 
-def _verified_chunk(entry: IndexEntry, ref: ChunkRef, payload: memoryview, ids: ChunkIds) -> bytes:
-    try:
-        raw = decode_chunk(payload, ref.raw_length, ref.compressed)
-    except ChunkDecodeError as exc:
-        raise ChunkCorrupt(ref, entry.path, str(exc)) from None
-    digest = ids(raw)
-    if digest != ref.digest:
-        raise ChunkCorrupt(ref, entry.path, f"digest {digest} != {ref.digest}")
-    return raw
+@dataclass(frozen=True, slots=True)
+class _Opener:
+    """Turns a stored payload into its verified raw chunk."""
+
+    ids: ChunkIds
+    sealer: Sealer | None  # set when the snapshot is encrypted
+
+    def chunk(self, entry: IndexEntry, ref: ChunkRef, payload: memoryview) -> bytes:
+        try:
+            if self.sealer is not None:
+                payload = memoryview(self.sealer.open_bytes(payload, "sealed payload"))
+            raw = decode_chunk(payload, ref.raw_length, ref.compressed)
+        except (ChunkDecodeError, SealedBlobInvalid) as exc:
+            raise ChunkCorrupt(ref, entry.path, str(exc)) from None
+        digest = self.ids(raw)
+        if digest != ref.digest:
+            raise ChunkCorrupt(ref, entry.path, f"digest {digest} != {ref.digest}")
+        return raw
 
 
 def _finish_dirs(dest: Path, dirs: list[IndexEntry]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ...errors import StoreError, StoreUnavailable
 from ...stores.base import BlobStore
+from ..crypto.framing import Sealer
 from .facts import SourceFacts
 from .index import SnapshotIndex, blob_cid
 from .index_parse import IndexInvalid, IndexLimits, parse_index
@@ -91,14 +92,18 @@ def upload_staged(staged: StagedSnapshot, store: BlobStore) -> None:
 
 
 def previous_from_blob(
-    index_cid: str, blob: bytes, facts: SourceFacts | None, limits: IndexLimits | None = None
+    index_cid: str,
+    blob: bytes,
+    facts: SourceFacts | None,
+    limits: IndexLimits | None = None,
+    sealer: Sealer | None = None,
 ) -> PreviousSnapshot | None:
     """The previous snapshot from its index blob, or None if the blob is unusable."""
     if blob_cid(blob) != index_cid:
         _log.warning("previous index %s does not match its CID; full capture", index_cid)
         return None
     try:
-        index = parse_index(blob, limits)
+        index = parse_index(blob, limits, sealer)
     except IndexInvalid as exc:
         _log.warning(
             "previous snapshot %s is not a usable index (%s); full capture", index_cid, exc
@@ -108,7 +113,11 @@ def previous_from_blob(
 
 
 def fetch_previous(
-    store: BlobStore, index_cid: str, facts: SourceFacts | None, limits: IndexLimits | None = None
+    store: BlobStore,
+    index_cid: str,
+    facts: SourceFacts | None,
+    limits: IndexLimits | None = None,
+    sealer: Sealer | None = None,
 ) -> PreviousSnapshot | None:
     """``previous_from_blob`` of the index in ``store``; None if it is unusable.
 
@@ -131,4 +140,4 @@ def fetch_previous(
     except (StoreError, OSError) as exc:
         _log.warning("previous index %s unavailable (%s); full capture", index_cid, exc)
         return None
-    return previous_from_blob(index_cid, blob, facts, limits)
+    return previous_from_blob(index_cid, blob, facts, limits, sealer)

@@ -12,6 +12,11 @@ hashed on the pool once complete. A bounded window of bytes in flight keeps memo
 in file size, and results are taken in order so each file's chunks stay adjacent in its
 pack.
 
+With a ``sealer`` (``SYNC.ENCRYPTION_KEY_FILE``) chunk ids are keyed (``ids.py``), each
+payload is sealed on its own after compression (so a ranged read of one chunk can be
+opened alone), and the index blob is sealed: packs and index are named by the CID of
+their stored, sealed bytes (docs/FORMAT.md, "Encryption at rest").
+
 The output is a ``StagedSnapshot`` (``staged.py``); nothing touches the store here.
 """
 
@@ -34,11 +39,12 @@ import zstandard
 
 from ...errors import SyncError
 from ..archive_sink import archive_build_error
+from ..crypto.framing import Sealer
 from ..paths import ResolvedPath
 from . import constants as K
 from .chunker import Chunker
 from .facts import FileFacts, SourceFacts
-from .ids import SHA256_IDS, ChunkData, ChunkIds
+from .ids import SHA256_IDS, ChunkData, ChunkIds, HmacChunkIds
 from .index import ChunkRef, IndexEntry, SnapshotIndex, blob_cid, encode_index, known_chunks
 from .packs import PackSlot, PackWriter, encode_chunk
 from .staged import PreviousSnapshot, StagedSnapshot, WriteStats
@@ -104,10 +110,12 @@ class ChunkedSnapshotWriter:
         pack_target_bytes: int = K.PACK_TARGET_BYTES,
         chunker: Chunker | None = None,
         level: int = K.ZSTD_LEVEL,
+        sealer: Sealer | None = None,
     ) -> None:
         self.staging_dir = staging_dir
         self.level = level  # zstd level of each chunk (readers need not know it)
-        self._ids = chunk_ids
+        self._sealer = sealer
+        self._ids = HmacChunkIds(sealer.keys.chunk_id) if sealer is not None else chunk_ids
         self._threads = threads
         self._pack_target = pack_target_bytes
         self._chunker = chunker or Chunker()
@@ -279,6 +287,8 @@ class _Capture:
         if compressor is None:
             compressor = self._local.compressor = zstandard.ZstdCompressor(level=self._w.level)
         payload, compressed = encode_chunk(data, compressor)
+        if self._w._sealer is not None:
+            payload = self._w._sealer.seal_bytes(payload)
         return _Encoded(digest, len(data), payload, compressed)
 
     def _take_oldest(self) -> None:
@@ -316,6 +326,8 @@ class _Capture:
         pack_paths = self._packs.finish()
         index = SnapshotIndex(roots, tuple(b.build() for b in self._entries), self._w._ids.name)
         blob = encode_index(index)
+        if self._w._sealer is not None:
+            blob = self._w._sealer.seal_bytes(blob)
         cid = blob_cid(blob)
         index_dir = self._w.staging_dir / "index"
         index_dir.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from container_apps.stores.cid import cid_from_sha256
 from container_apps.stores.memory import MemoryBlobStore
 from container_apps.sync import constants as C
 from container_apps.sync.consumer import ConsumerSettings, SnapshotConsumer
+from container_apps.sync.crypto.framing import Sealer
 from container_apps.sync.paths import PathResolver
 from container_apps.sync.preflight import ConsumerLimits
 from container_apps.sync.record_source import RecordSource
@@ -195,6 +196,7 @@ def make_env(
     store: Any = None,
     apply_mode: str = C.APPLY_MODE_OVERLAY,
     verifier: RecordVerifier | None = None,
+    sealer: Sealer | None = None,
 ) -> Env:
     """Wire a SnapshotConsumer for a volume bound at /app/data.
 
@@ -213,6 +215,7 @@ def make_env(
         limits=limits or ConsumerLimits(),
         apply_mode=apply_mode,
         verifier=verifier,
+        sealer=sealer,
     )
     store = store if store is not None else MemoryBlobStore(tmp / "cache")
     reg = registry if registry is not None else MemoryRegistry()

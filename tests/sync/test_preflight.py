@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import tarfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from container_apps.sync.preflight import (
     validate_record,
     verify_archive,
 )
+from container_apps.sync.records import parse_record
 from container_apps.tests.support.consumer_rig import MOUNT, build_snapshot, f, make_record
 from container_apps.volumes.binding import VolumeBinding
 
@@ -322,3 +324,28 @@ def test_member_fields_in_range_are_accepted(
     member = _member("app/data/x")
     setattr(member, field, value)
     assert [o.kind for o in _validator(resolver).check(0, member)] == [KIND_FILE]
+
+
+def test_an_encrypted_record_is_refused_without_a_key_and_accepted_with_one() -> None:
+    resolver = PathResolver([VolumeBinding("data", "legacy", Path("/tmp/v"), "/app/data")])
+    record = parse_record(
+        json.dumps(
+            {
+                "cid": "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+                "version": 1,
+                "timestamp": 1.0,
+                "node_id": "n",
+                "manifest": {
+                    "schema_version": 1,
+                    "archive_paths": ["/app/data"],
+                    "archive_format": "chunked",
+                    "archive_size_bytes": 10,
+                    "encryption": "aes256gcm-stream-v1",
+                },
+            }
+        )
+    )
+    with pytest.raises(SnapshotInvalid, match=r"no SYNC\.ENCRYPTION_KEY_FILE") as info:
+        validate_record(record, ConsumerLimits(), resolver)
+    assert info.value.stage == "validation"
+    validate_record(record, ConsumerLimits(), resolver, can_decrypt=True)

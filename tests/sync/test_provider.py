@@ -51,7 +51,7 @@ def test_publish_success_record_response_and_history(rig: Rig) -> None:
         "archive_paths": ["/app/data"],
         "archive_format": "tar.zst",
         "archive_size_bytes": blob.stat().st_size,
-        "encryption": "r1fs-default",
+        "encryption": "none",
         "runtime": runtime,
         "archive_sha256": manifest["archive_sha256"],
         "unpacked_bytes": 9,
