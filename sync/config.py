@@ -134,6 +134,11 @@ class SyncConfig(BaseModel):
     trusted_node_ids: list[Annotated[str, Strict()]] | None = Field(
         None, alias="TRUSTED_NODE_IDS", description="null or a list of node id strings"
     )
+    takeover: StrictBool = Field(
+        False,
+        alias="TAKEOVER",
+        description="a JSON boolean: true takes the key's lease from another provider",
+    )
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:

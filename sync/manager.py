@@ -35,6 +35,7 @@ from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
 from .control_files import ControlDir
 from .history import HistoryLog
+from .lease_keeper import lease_seconds
 from .paths import PathResolver
 from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
@@ -115,6 +116,8 @@ class SyncManager:
         self.gate.check_all()
         if self.publisher is not None:
             self.publisher.recover()
+            if self.gate.is_open:
+                self.publisher.renew_lease()
         if self.consumer is None:
             return
         self._recover_and_apply(self.consumer)
@@ -166,6 +169,7 @@ class SyncManager:
             if self._hold is not None:
                 self._hold.release()
             if self.publisher is not None:
+                self.publisher.renew_lease()  # README, "One writer per key"
                 self.publisher.publish_pending(now)
             if self.consumer is not None:
                 self.consumer.tick(now)
@@ -250,6 +254,9 @@ def _publisher(
         max_archive_bytes=cfg.max_archive_bytes,
         publish_retry_seconds=cfg.publish_retry_seconds,
         keep_snapshots=cfg.keep_snapshots,
+        instance_id=site.paths.instance_id,
+        lease_seconds=lease_seconds(cfg.poll_interval),
+        takeover=cfg.takeover,
     )
     control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
     targets = PublishTargets(
