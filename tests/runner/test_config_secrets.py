@@ -116,3 +116,17 @@ def test_config_errors_never_quote_an_expanded_or_file_secret(tmp_path: Path) ->
     _secret_file(tmp_path / "registry.url", "redis://:file-secret@127.0.0.1:notaport/0")
     message = _problems(tmp_path, {"STORAGE": {"REGISTRY_FILE": "registry.url"}})
     assert message.startswith("STORAGE.REGISTRY") and "file-secret" not in message
+
+
+def test_a_value_is_expanded_once_never_again(tmp_path: Path) -> None:
+    # A variable's value that looks like a reference stays as it is: no second pass that
+    # an environment value could use to pull in another variable.
+    cfg = _load(tmp_path, {"ENV": {"A": "${OUTER}"}}, {"OUTER": "${INNER}$$", "INNER": "x"})
+    assert cfg.env == {"A": "${INNER}$$"}
+
+
+def test_yaml_configs_are_expanded_too(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("INSTANCE_ID: app1\nIMAGE: ${IMG}\nENV: {N: 3}\n")
+    cfg = load_runner_config(path, environ={"IMG": "busybox:latest"})
+    assert cfg.image == "busybox:latest" and cfg.env == {"N": 3}
