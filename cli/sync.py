@@ -89,7 +89,16 @@ def _status_lines(st: dict[str, Any]) -> list[str]:
         )
     if st.get("halt"):
         lines.append(f"  [red]HALTED[/red]     {st['halt']} (fix, then `car sync retry`)")
+    if lease := st.get("lease"):
+        lines.append(_lease_line(lease))
     return lines
+
+
+def _lease_line(lease: dict[str, Any]) -> str:
+    """The key's lease holder (README, "One writer per key")."""
+    who = f"node {lease.get('holder_node_id')} instance {lease.get('holder_instance_id')}"
+    held = "held by this instance" if lease.get("held") else f"held by {who}"
+    return f"  lease      {held} until {_when(lease.get('expires_at'))}"
 
 
 @sync_app.command("status")

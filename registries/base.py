@@ -9,6 +9,9 @@ Every backend guarantees (tests/contracts/test_registry.py checks each one):
 - ``hsync()`` refreshes this node's replica of ``hkey``; it may be a no-op for
   backends that read through to the server.
 - Transient failures raise ``RegistryUnavailable``; backends never retry themselves.
+- ``acquire_lease()`` is one atomic compare-and-set (``registries/lease.py``): of
+  concurrent calls for one key by different holders, at most one is granted a live lease.
+  Leases live in their own hash (``LEASE_HKEY``), never beside records.
 - ``check()`` is one cheap round trip that proves the registry can be used now (the
   server answers PING, the SQLite file is a writable registry); the sync manager runs
   it at start and, while it fails, again with backoff.
@@ -20,6 +23,8 @@ parses them as untrusted input.
 from __future__ import annotations
 
 from typing import ClassVar, Protocol, runtime_checkable
+
+from .lease import LeaseHolder, LeaseResult
 
 
 @runtime_checkable
@@ -38,6 +43,17 @@ class Registry(Protocol):
 
     def hsync(self, hkey: str) -> None:
         """Refresh the local replica of ``hkey`` (may be a no-op)."""
+        ...
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        """Take or renew ``holder``'s lease on (hkey, key) for ``ttl_s`` seconds, atomically.
+
+        Granted when the key has no live lease, the lease is ``holder``'s own, or
+        ``takeover`` is set; otherwise refused, naming the holder (``lease.decide``).
+        Expiry is judged by the backend's clock (the Redis server's, the host's for SQLite).
+        """
         ...
 
     def check(self) -> None:

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from ..backend_urls import redact_url
 from .base import Registry
+from .lease import LeaseHolder, LeaseResult
 
 
 class LazyRegistry:
@@ -43,6 +44,12 @@ class LazyRegistry:
     def hget(self, hkey: str, key: str) -> str | None:
         """See ``Registry.hget``."""
         return self.opened().hget(hkey, key)
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        """See ``Registry.acquire_lease``."""
+        return self.opened().acquire_lease(hkey, key, holder, ttl_s, takeover)
 
     def hsync(self, hkey: str) -> None:
         """See ``Registry.hsync``."""

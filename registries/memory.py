@@ -6,9 +6,12 @@ Passes the registry contract suite. Several runners in one test can share one in
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from .base import Registry
+from .lease import Lease, LeaseHolder, LeaseResult, check_ttl, decide
 
 
 class MemoryRegistry:
@@ -16,9 +19,10 @@ class MemoryRegistry:
 
     scheme: ClassVar[str] = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, *, wall_clock: Callable[[], float] = time.time) -> None:
         self._data: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
+        self._wall = wall_clock  # lease expiry; tests move it instead of sleeping
 
     def hset(self, hkey: str, key: str, value: str) -> bool:
         with self._lock:
@@ -28,6 +32,19 @@ class MemoryRegistry:
     def hget(self, hkey: str, key: str) -> str | None:
         with self._lock:
             return self._data.get(hkey, {}).get(key)
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        """``lease.decide`` under the lock (see ``Registry.acquire_lease``)."""
+        check_ttl(ttl_s)
+        with self._lock:
+            leases = self._data.setdefault(hkey, {})
+            current = Lease.from_json(leases.get(key))
+            result = decide(current, holder, self._wall(), ttl_s, takeover)
+            if result.acquired:
+                leases[key] = result.lease.to_json()
+        return result
 
     def hsync(self, hkey: str) -> None:
         """Nothing to refresh: there is one copy."""

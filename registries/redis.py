@@ -28,6 +28,40 @@ from redis.retry import Retry
 from ..backend_urls import query_params, redact_url, split_url
 from ..errors import ConfigError, RegistryError, RegistryUnavailable
 from .base import RegistryBackend
+from .lease import Lease, LeaseHolder, LeaseResult, check_ttl
+
+# ``lease.decide`` run by the server, atomically, on the server's clock (TIME), so
+# runners on hosts with skewed clocks still agree on when a lease ends. Returns
+# {granted, lease in force, displaced live lease or "", expired other lease or ""}.
+_LEASE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local node, instance = ARGV[2], ARGV[3]
+local ttl, takeover = tonumber(ARGV[4]), ARGV[5] == '1'
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+local cur = nil
+if raw then
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' and type(v.node_id) == 'string'
+      and type(v.instance_id) == 'string' and type(v.expires_at) == 'number' then
+    cur = v
+  end
+end
+local mine = cjson.encode({node_id = node, instance_id = instance, expires_at = now + ttl})
+if cur == nil or (cur.node_id == node and cur.instance_id == instance) then
+  redis.call('HSET', KEYS[1], ARGV[1], mine)
+  return {1, mine, '', ''}
+end
+if cur.expires_at <= now then
+  redis.call('HSET', KEYS[1], ARGV[1], mine)
+  return {1, mine, '', raw}
+end
+if takeover then
+  redis.call('HSET', KEYS[1], ARGV[1], mine)
+  return {1, mine, raw, ''}
+end
+return {0, raw, '', ''}
+"""
 
 URL_KEY = "STORAGE.REGISTRY"
 TIMEOUT_S = 5.0
@@ -134,6 +168,31 @@ class RedisRegistry:
         """
         value = self._call(lambda: self._client.hget(self.hash_name(hkey), key), "hget")
         return None if value is None else str(value)
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        """One server-side script (``_LEASE_SCRIPT``): read, decide and write atomically.
+
+        Raises:
+            RegistryUnavailable: connection refused/lost, timeout, server loading.
+            RegistryError: wrong credentials or a server-side error.
+        """
+        check_ttl(ttl_s)
+        args = (key, holder.node_id, holder.instance_id, repr(float(ttl_s)), int(takeover))
+        reply = self._call(
+            lambda: self._client.eval(_LEASE_SCRIPT, 1, self.hash_name(hkey), *args), "lease"
+        )
+        granted, lease, displaced, expired = (reply[0], *(str(v) for v in reply[1:4]))
+        in_force = Lease.from_json(lease)
+        if in_force is None:
+            raise RegistryError(f"redis lease on {self.describe()}: unexpected reply {reply!r}")
+        return LeaseResult(
+            granted == 1,
+            in_force,
+            Lease.from_json(displaced or None),
+            Lease.from_json(expired or None),
+        )
 
     def hsync(self, hkey: str) -> None:
         """No-op: reads go to the server."""

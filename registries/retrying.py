@@ -11,6 +11,7 @@ from typing import ClassVar
 
 from ..retry_policy import RetryPolicy
 from .base import Registry
+from .lease import LeaseHolder, LeaseResult
 
 
 class RetryingRegistry:
@@ -33,6 +34,15 @@ class RetryingRegistry:
         """``inner.hget`` with retries (see ``Registry.hget``)."""
         return self.policy.call(
             lambda: self.inner.hget(hkey, key), what=f"hget {hkey}/{key} on {self.describe()}"
+        )
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        """``inner.acquire_lease`` with retries: a retry by the same holder only renews."""
+        return self.policy.call(
+            lambda: self.inner.acquire_lease(hkey, key, holder, ttl_s, takeover),
+            what=f"lease {hkey}/{key} on {self.describe()}",
         )
 
     def hsync(self, hkey: str) -> None:

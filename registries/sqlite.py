@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..backend_urls import absolute_path, query_params, split_url
 from ..errors import RegistryError, RegistryUnavailable
 from .base import RegistryBackend
+from .lease import Lease, LeaseHolder, LeaseResult, check_ttl, decide
 
 URL_KEY = "STORAGE.REGISTRY"
 EXAMPLE_URL = "sqlite:///var/lib/car/shared/registry.sqlite"
@@ -136,6 +137,38 @@ class SqliteRegistry:
             # bytes become U+FFFD, so the consumer refuses them as a malformed record.
             return value.decode("utf-8", errors="replace")
         return str(value)
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        """Read, ``lease.decide`` and write in one ``BEGIN IMMEDIATE`` transaction.
+
+        IMMEDIATE takes the write lock before the read, so two runners cannot both read
+        "free" and both write; the second waits (busy timeout) and then sees the first's
+        lease. Expiry is judged by this host's clock, which every runner sharing the
+        file shares.
+
+        Raises:
+            RegistryUnavailable: locked after the busy timeout.
+            RegistryError: the file is unreadable or not a database.
+        """
+        check_ttl(ttl_s)
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT value FROM registry WHERE hkey = ? AND key = ?", (hkey, key)
+                ).fetchone()
+                now = time.time()
+                current = Lease.from_json(row[0] if row and isinstance(row[0], str) else None)
+                result = decide(current, holder, now, ttl_s, takeover)
+                if result.acquired:
+                    conn.execute(_UPSERT, (hkey, key, result.lease.to_json(), now))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return result
 
     def hsync(self, hkey: str) -> None:
         """No-op: every read goes to the shared file."""

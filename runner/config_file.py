@@ -1,23 +1,30 @@
 """Reading a runner config file: JSON (duplicate keys refused) or YAML (README, "Running an app").
 
 Turns the file into the raw object ``RunnerConfig.parse`` validates; every read or
-syntax problem is a one-line ``ConfigError`` naming the file, line and column.
+syntax problem is a one-line ``ConfigError`` naming the file, line and column. Between
+the two, ``${VAR}`` references and ``*_FILE`` keys are resolved (``config_secrets.py``),
+and the values they bring in are masked in every config error.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .config_secrets import Secrets, expand_config
 from .runner_config import RunnerConfig
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
 
-def load_runner_config(path: Path) -> RunnerConfig:
+def load_runner_config(path: Path, *, environ: Mapping[str, str] | None = None) -> RunnerConfig:
     """Read and validate a runner config file (JSON, or YAML for .yaml/.yml).
+
+    ``environ`` (default ``os.environ``) supplies the ``${VAR}`` values.
 
     Raises:
         ConfigError: the file cannot be read or parsed, or lists every invalid key.
@@ -35,7 +42,18 @@ def load_runner_config(path: Path) -> RunnerConfig:
         raw = _parse_yaml(path, text)
     else:
         raw = _parse_json(path, text)
-    return RunnerConfig.parse(raw)
+    secrets = Secrets()
+    raw = expand_config(
+        raw,
+        environ=os.environ if environ is None else environ,
+        base_dir=path.parent,
+        secrets=secrets,
+    )
+    try:
+        return RunnerConfig.parse(raw)
+    except ConfigError as exc:  # a message may quote a value it refuses: mask the secrets
+        hint = secrets.scrub(exc.hint) if exc.hint else None
+        raise ConfigError([secrets.scrub(p) for p in exc.problems], hint=hint) from None
 
 
 def _parse_json(path: Path, text: str) -> Any:

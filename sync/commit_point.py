@@ -8,6 +8,10 @@ spent across the runner's ticks, one attempt per tick, never by sleeping here, s
 runner's loop (restart policy, signals) keeps going while the registry is away. Only the
 first failed attempt of a publish is logged as a warning; the rest go to DEBUG, so an
 outage is one line, not one per tick.
+
+Each attempt first runs the ``guard`` (the provider's lease, ``sync/lease_keeper.py``)
+right before the write: a ``SyncError`` from it (the lease is another provider's) fails
+the publish at once; any other error counts as a failed attempt, like a failed hset.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..errors import SyncError
 from ..registries.base import Registry
 from . import constants as C
 from .records import SyncRecord
@@ -46,8 +51,10 @@ class CommitPoint:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         log: logging.Logger = _log,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.registry = registry
+        self.guard = guard
         self.sync_key = sync_key
         self.retry_seconds = retry_seconds
         self._monotonic = monotonic
@@ -64,13 +71,20 @@ class CommitPoint:
         Returns:
             The registry's ack (True, or False when only the re-read showed our CID)
             once the registry holds the record; None while it does not.
+
+        Raises:
+            SyncError: the guard refused the write (another provider holds the key).
         """
         pending.attempts += 1
         level = logging.WARNING if pending.attempts == 1 else logging.DEBUG
         record = pending.record
         try:
+            if self.guard is not None:
+                self.guard()
             if self.registry.hset(C.CHAINSTORE_HKEY, self.sync_key, record.to_json()):
                 return True
+        except SyncError:
+            raise
         except Exception as exc:
             self._log.log(level, "registry hset failed (%s); re-reading once", exc)
         return False if self._holds(record.cid, level) else None

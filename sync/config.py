@@ -204,6 +204,12 @@ class SyncConfig(BaseModel):
             raise ValueError(f"{path} {problem}")
         return path
 
+    takeover: StrictBool = Field(
+        False,
+        alias="TAKEOVER",
+        description="a JSON boolean: true takes the key's lease from another provider",
+    )
+
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:
         problems = cross_field_problems(

@@ -112,6 +112,7 @@ DEFAULT_GZIP_LEVEL: Final = 6
 
 # --- SYNC config defaults and limits (README, "For operators") -------------------------
 DEFAULT_POLL_INTERVAL: Final = 10.0
+MIN_LEASE_SECONDS: Final = 60.0  # a provider's lease: max(this, 3 x POLL_INTERVAL)
 MIN_POLL_INTERVAL: Final = 1.0
 DEFAULT_HSYNC_POLL_INTERVAL: Final = 60.0
 MIN_HSYNC_POLL_INTERVAL: Final = 10.0
@@ -141,6 +142,7 @@ PENDING_REPORT_FILE: Final = "pending_report.json"  # an apply's report, owed un
 HALT_FILE: Final = "halt.json"
 QUARANTINE_FILE: Final = "quarantine.json"
 UNRECORDED_CIDS_FILE: Final = "unrecorded_cids.json"  # provider: published, not in history
+LEASE_FILE: Final = "lease.json"  # provider: the key's lease as last seen (car sync status)
 STAGING_DIR: Final = "staging"  # consumer: chunks of a chunked snapshot, fetched before the stop
 CHUNK_FACTS_FILE: Final = "chunk_source_facts.zst"  # provider: file facts of the last index
 APPLIED_FILES_FILE: Final = "applied_files.zst"  # consumer: what the last chunked apply wrote

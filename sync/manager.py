@@ -40,6 +40,7 @@ from .event_watch import EventWatch
 from .events import SyncEvents
 from .history import HistoryLog
 from .key_files import KeyFileError, load_signing_key
+from .lease_keeper import lease_seconds
 from .paths import PathResolver
 from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
@@ -132,6 +133,8 @@ class SyncManager:
         self._watch.baseline(self._wall())
         if self.publisher is not None:
             self.publisher.recover()
+            if self.gate.is_open:
+                self.publisher.renew_lease()
         if self.consumer is None:
             return
         self._recover_and_apply(self.consumer)
@@ -196,6 +199,7 @@ class SyncManager:
         if self._hold is not None:
             self._hold.release()
         if self.publisher is not None:
+            self.publisher.renew_lease()  # README, "One writer per key"
             self._watch.after_publish(self.publisher.publish_pending(now), now)
         if self.consumer is not None:
             self._watch.after_apply(self.consumer.tick(now), now)
@@ -287,6 +291,9 @@ def _publisher(
         keep_snapshots=cfg.keep_snapshots,
         signer=signer,
         sealer=sealer_of(cfg),
+        instance_id=site.paths.instance_id,
+        lease_seconds=lease_seconds(cfg.poll_interval),
+        takeover=cfg.takeover,
     )
     control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
     targets = PublishTargets(

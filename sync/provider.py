@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import CarError, RequestRejected, SyncError
 from ..registries.base import Registry
+from ..registries.lease import LeaseHolder
 from ..stores.base import BlobStore
 from ..stores.cid import sha256_file, sha256_from_cid
 from . import constants as C
@@ -41,6 +42,7 @@ from .container_control import ContainerControl
 from .control_files import ClaimedRequest, ControlDir
 from .crypto.framing import Sealer
 from .history import HistoryLog
+from .lease_keeper import LeaseKeeper, LeaseRefused, LeaseSettings
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest, encryption_label
 from .request import parse_request
@@ -67,6 +69,9 @@ class PublisherConfig:
     keep_snapshots: int = C.DEFAULT_KEEP_SNAPSHOTS
     signer: RecordSigner | None = None  # SYNC.SIGNING_KEY_FILE: every record is signed
     sealer: Sealer | None = None  # SYNC.ENCRYPTION_KEY_FILE: blobs are stored sealed
+    instance_id: str = ""  # with node_id, who holds the key's lease
+    lease_seconds: float = C.MIN_LEASE_SECONDS
+    takeover: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +131,21 @@ class SnapshotPublisher:
             config.archive_format, config.compression_level, config.max_archive_bytes
         )
         self.capture = SnapshotCapture(settings, containers, resolver, monotonic=monotonic, log=log)
+        holder = LeaseHolder(config.node_id, config.instance_id)
+        self.lease = LeaseKeeper(
+            targets.registry,
+            config.sync_key,
+            LeaseSettings(holder, config.lease_seconds, config.takeover),
+            config.state_dir / C.LEASE_FILE,
+            log=log,
+        )
         self.commit_point = CommitPoint(
             targets.registry,
             config.sync_key,
             config.publish_retry_seconds,
             monotonic=monotonic,
             log=log,
+            guard=self.lease.require,
         )
         self._waiting: _Run | None = None  # uploaded, waiting for the registry
         # Published CIDs missing from the sent history (retention cannot see them).
@@ -218,6 +232,7 @@ class SnapshotPublisher:
             return self._fail(run.claimed, run.stage, f"internal error during {run.stage}")
 
     def _publish(self, run: _Run) -> PublishOutcome:
+        self.lease.precheck()  # before the app is stopped
         self.config.work_dir.mkdir(parents=True, exist_ok=True)
         info = self._capture(run)
         self._verify(run, info)
@@ -230,7 +245,11 @@ class SnapshotPublisher:
         run.stage = C.STAGE_CHAINSTORE_PUBLISH
         assert run.commit is not None  # _publish built the record
         record = run.commit.record
-        ack = self.commit_point.attempt(run.commit)
+        try:
+            ack = self.commit_point.attempt(run.commit)
+        except LeaseRefused:
+            self._delete_blob(record.cid)  # never published, so no consumer needs it
+            raise
         if ack is None:
             if not last_attempt and not self.commit_point.expired(run.commit):
                 return self._wait_for_registry(run)
@@ -244,6 +263,10 @@ class SnapshotPublisher:
             )
         run.durations["publish"] = self._monotonic() - run.commit.started
         return self._finish(run, record, ack)
+
+    def renew_lease(self) -> None:
+        """A tick: keep the key's lease, or log that it is lost (never raises)."""
+        self.lease.renew()
 
     def _wait_for_registry(self, run: _Run) -> PublishOutcome:
         assert run.commit is not None

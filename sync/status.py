@@ -7,6 +7,7 @@ running runner. Each status object carries at least the fields README "Inspectin
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,21 @@ def instance_status(paths: InstancePaths) -> dict[str, Any]:
         "quarantine": [e.to_dict() for e in quarantine.entries()],
         "halt": state.halt_reason(),
         "records": runner.records,
+        "lease": _lease(paths),
     }
+
+
+def _lease(paths: InstancePaths) -> dict[str, Any] | None:
+    """A provider's view of its key's lease (``sync/lease_keeper.py``), or None.
+
+    ``held`` says whether this instance held it at its last tick; the holder fields name
+    whoever did, with the time its lease ends (README, "One writer per key").
+    """
+    try:
+        raw = json.loads((paths.sync_state / C.LEASE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return raw if isinstance(raw, dict) else None
 
 
 def select_instances(data: DataDir, instance: str | None) -> list[InstancePaths]:

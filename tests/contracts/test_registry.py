@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from container_apps.registries.base import Registry
+from container_apps.registries.lease import LEASE_HKEY, LeaseHolder
 from container_apps.registries.memory import MemoryRegistry
 from container_apps.registries.sqlite import SqliteRegistry
 
@@ -116,3 +118,85 @@ def test_check_of_a_usable_registry_passes_and_writes_nothing(registry: Registry
     registry.hset(HKEY, "app", "v")
     registry.check()
     assert registry.hget(HKEY, "app") == "v"
+
+
+# --- leases (registries/lease.py): one writer per key ----------------------------------
+A = LeaseHolder("node-a", "inst-1")
+B = LeaseHolder("node-b", "inst-2")
+
+
+def test_a_free_key_is_leased_to_the_first_holder_until_now_plus_ttl(registry: Registry) -> None:
+    before = time.time()
+    result = registry.acquire_lease(LEASE_HKEY, "app", A, 30)
+    assert result.acquired and result.lease.holder == A
+    assert before + 29 < result.lease.expires_at < time.time() + 31
+    assert result.displaced is None and result.expired is None
+
+
+def test_the_holder_renews_its_own_lease(registry: Registry) -> None:
+    first = registry.acquire_lease(LEASE_HKEY, "app", A, 30)
+    time.sleep(0.05)
+    again = registry.acquire_lease(LEASE_HKEY, "app", A, 30)
+    assert again.acquired and again.lease.expires_at > first.lease.expires_at
+
+
+def test_another_holder_is_refused_and_told_who_holds_it_until_when(open_handle: Opener) -> None:
+    held = open_handle().acquire_lease(LEASE_HKEY, "app", A, 30)
+    refused = open_handle().acquire_lease(LEASE_HKEY, "app", B, 30)
+    assert not refused.acquired
+    assert refused.lease == held.lease
+
+
+def test_the_same_node_with_another_instance_is_another_holder(registry: Registry) -> None:
+    registry.acquire_lease(LEASE_HKEY, "app", A, 30)
+    twin = LeaseHolder(A.node_id, "inst-other")
+    assert not registry.acquire_lease(LEASE_HKEY, "app", twin, 30).acquired
+
+
+def test_takeover_displaces_a_live_lease_and_the_old_holder_is_then_refused(
+    open_handle: Opener,
+) -> None:
+    old, new = open_handle(), open_handle()
+    old.acquire_lease(LEASE_HKEY, "app", A, 30)
+    taken = new.acquire_lease(LEASE_HKEY, "app", B, 30, takeover=True)
+    assert taken.acquired and taken.displaced is not None and taken.displaced.holder == A
+    renew = old.acquire_lease(LEASE_HKEY, "app", A, 30)
+    assert not renew.acquired and renew.lease.holder == B
+
+
+def test_an_expired_lease_goes_to_the_next_holder(open_handle: Opener) -> None:
+    open_handle().acquire_lease(LEASE_HKEY, "app", A, 0.2)
+    time.sleep(0.4)
+    result = open_handle().acquire_lease(LEASE_HKEY, "app", B, 30)
+    assert result.acquired and result.expired is not None and result.expired.holder == A
+
+
+def test_leases_are_per_key_and_never_visible_as_records(registry: Registry) -> None:
+    registry.acquire_lease(LEASE_HKEY, "app", A, 30)
+    assert registry.acquire_lease(LEASE_HKEY, "other-app", B, 30).acquired
+    assert registry.hget(HKEY, "app") is None  # the record hash is untouched
+
+
+def test_a_value_that_is_not_a_lease_counts_as_free(registry: Registry) -> None:
+    registry.hset(LEASE_HKEY, "app", "not json {")
+    assert registry.acquire_lease(LEASE_HKEY, "app", A, 30).acquired
+
+
+def test_concurrent_acquires_by_different_holders_grant_exactly_one(open_handle: Opener) -> None:
+    holders = [LeaseHolder(f"node-{i % 3}", f"inst-{i}") for i in range(16)]
+    handles = [open_handle() for _ in holders]
+    results: list[bool] = []
+    start = threading.Barrier(len(holders))
+
+    def race(handle: Registry, holder: LeaseHolder) -> None:
+        start.wait()
+        results.append(handle.acquire_lease(LEASE_HKEY, "race", holder, 30).acquired)
+
+    threads = [
+        threading.Thread(target=race, args=pair) for pair in zip(handles, holders, strict=True)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 15 + [True]

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from container_apps.registries.base import Registry
+from container_apps.registries.lease import LeaseHolder, LeaseResult
 from container_apps.stores.base import BlobStore, Progress
 
 T = TypeVar("T")
@@ -146,7 +147,9 @@ class FaultyRegistry:
         self, inner: Registry, faults: Mapping[str, list[ScheduleEntry]] | None = None
     ) -> None:
         self.inner = inner
-        self._schedule = _Schedule(("hset", "hget", "hsync", "check"), faults or {})
+        self._schedule = _Schedule(
+            ("hset", "hget", "hsync", "check", "acquire_lease"), faults or {}
+        )
 
     @property
     def calls(self) -> list[tuple[str, tuple[Any, ...]]]:
@@ -163,6 +166,15 @@ class FaultyRegistry:
 
     def hget(self, hkey: str, key: str) -> str | None:
         return self._schedule.run("hget", (hkey, key), lambda: self.inner.hget(hkey, key))
+
+    def acquire_lease(
+        self, hkey: str, key: str, holder: LeaseHolder, ttl_s: float, takeover: bool = False
+    ) -> LeaseResult:
+        return self._schedule.run(
+            "acquire_lease",
+            (hkey, key, holder),
+            lambda: self.inner.acquire_lease(hkey, key, holder, ttl_s, takeover),
+        )
 
     def hsync(self, hkey: str) -> None:
         self._schedule.run("hsync", (hkey,), lambda: self.inner.hsync(hkey))

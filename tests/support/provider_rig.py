@@ -93,9 +93,8 @@ def make_rig(
     history = HistoryLog(tmp_path / "history" / "sent")
     containers = FakeContainers(journal)
     work = tmp_path / "work"
-    config = PublisherConfig(
-        sync_key="key-1", node_id="node-a", work_dir=work, state_dir=tmp_path / "state", **cfg
-    )
+    cfg = {"state_dir": tmp_path / "state", **cfg}  # a test may point it into a data dir
+    config = PublisherConfig(sync_key="key-1", node_id="node-a", work_dir=work, **cfg)
     resolver = PathResolver(bindings or [VolumeBinding("data", "fixed", data, "/app/data")])
     if cfg.get("archive_format") == C.ARCHIVE_FORMAT_CHUNKED:
         publisher_cls = ChunkedSnapshotPublisher

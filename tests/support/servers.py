@@ -150,18 +150,26 @@ def wait_ready(server: ServerProcess, probe: Callable[[], bool], timeout: float)
 # --- Redis ------------------------------------------------------------------------------
 
 
-def redis_ping(port: int, host: str = LOOPBACK) -> bool:
-    """True if a Redis server answers PING on host:port."""
+def redis_ping(
+    port: int, host: str = LOOPBACK, *, answers: tuple[bytes, ...] = (b"+PONG",)
+) -> bool:
+    """True if a Redis server answers PING on host:port (with one of ``answers``)."""
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            return sock.recv(64).startswith(answers)
     except OSError:
         return False
 
 
-def start_redis(workdir: Path, port: int | None = None, timeout: float = 15.0) -> ServerProcess:
-    """Start ``redis-server`` on 127.0.0.1 (no persistence) and wait for PING."""
+def start_redis(
+    workdir: Path, port: int | None = None, timeout: float = 15.0, *, password: str | None = None
+) -> ServerProcess:
+    """Start ``redis-server`` on 127.0.0.1 (no persistence) and wait for PING.
+
+    With ``password`` the server requires it (``--requirepass``); it answers an
+    unauthenticated PING with NOAUTH, which counts as ready.
+    """
     exe = shutil.which("redis-server")
     if exe is None:
         raise FileNotFoundError("redis-server not found (apt-get install redis-server)")
@@ -169,10 +177,12 @@ def start_redis(workdir: Path, port: int | None = None, timeout: float = 15.0) -
     workdir.mkdir(parents=True, exist_ok=True)
     argv = [exe, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"]
     argv += ["--daemonize", "no", "--dir", str(workdir)]
+    if password is not None:
+        argv += ["--requirepass", password]
     server = start_process("redis-server", argv, log_path=workdir / "redis.log")
     server.ports["redis"] = port
     try:
-        wait_ready(server, lambda: redis_ping(port), timeout)
+        wait_ready(server, lambda: redis_ping(port, answers=(b"+PONG", b"-NOAUTH")), timeout)
     except BaseException:
         stop_process(server)
         raise
