@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -9,7 +10,7 @@ import typer
 
 from ..container_app_runner import ContainerAppRunnerPlugin
 from ..errors import CarError, ConfigError
-from ..layout import DataDir, default_data_dir
+from ..layout import DataDir, default_data_dir, unusable_dir_reason
 from ..runner.config_file import load_runner_config
 from ..runner.shutdown import ForcedExit
 from .common import EXIT_RUNTIME, EXIT_USAGE, DataDirOption, LogLevelOption, configure_logging, fail
@@ -22,6 +23,12 @@ def run(
 ) -> None:
     """Run one app container in the foreground until SIGINT/SIGTERM (or RESTART_POLICY gives up)."""
     configure_logging(log_level)
+    if os.geteuid() != 0:
+        raise fail(
+            "car run needs root (it mounts loop-device volumes and manages the app's "
+            "container): run it with sudo, or as the systemd service of examples/car.service",
+            EXIT_USAGE,
+        )
     try:
         cfg = load_runner_config(config)
     except ConfigError as exc:
@@ -30,6 +37,13 @@ def run(
         fix = exc.hint or "fix the problems above"
         raise fail(f"cannot use config {config}: {fix}", EXIT_USAGE) from None
     root = data_dir or default_data_dir()
+    unusable = unusable_dir_reason(root / "instances" / cfg.instance_id)
+    if unusable:
+        raise fail(
+            f"cannot use data dir {root}: {unusable}; point --data-dir (or CAR_DATA_DIR) "
+            "at a directory",
+            EXIT_USAGE,
+        )
     runner = ContainerAppRunnerPlugin(cfg, DataDir(root.absolute()))
     try:
         code = runner.run_forever()
