@@ -13,16 +13,25 @@ from ..errors import CarError, ConfigError
 from ..layout import DataDir, default_data_dir, unusable_dir_reason
 from ..runner.config_file import load_runner_config
 from ..runner.shutdown import ForcedExit
-from .common import EXIT_RUNTIME, EXIT_USAGE, DataDirOption, LogLevelOption, configure_logging, fail
+from .common import (
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    DataDirOption,
+    LogFormatOption,
+    LogLevelOption,
+    configure_logging,
+    fail,
+)
 
 
 def run(
     config: Annotated[Path, typer.Argument(help="Runner config file (JSON, or YAML).")],
     data_dir: DataDirOption = None,
     log_level: LogLevelOption = "INFO",
+    log_format: LogFormatOption = "text",
 ) -> None:
     """Run one app container in the foreground until SIGINT/SIGTERM (or RESTART_POLICY gives up)."""
-    configure_logging(log_level)
+    configure_logging(log_level, log_format)  # a bad level or format: exit 2 before anything
     if os.geteuid() != 0:
         raise fail(
             "car run needs root (it mounts loop-device volumes and manages the app's "
@@ -36,6 +45,7 @@ def run(
             typer.echo(f"car: config error: {problem}", err=True)
         fix = exc.hint or "fix the problems above"
         raise fail(f"cannot use config {config}: {fix}", EXIT_USAGE) from None
+    configure_logging(log_level, log_format, instance=cfg.instance_id)
     root = data_dir or default_data_dir()
     unusable = unusable_dir_reason(root / "instances" / cfg.instance_id)
     if unusable:
