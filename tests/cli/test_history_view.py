@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from container_apps.cli.formats import human_size, iso_utc
-from container_apps.cli.history_view import render_table, render_tsv, shorten_cid
+from container_apps.cli.history_view import render_table, render_tsv, shorten_middle
 from container_apps.layout import DataDir
 from container_apps.sync.history import HistoryLog
 from container_apps.sync.status import HistoryRow, history_entries
@@ -66,10 +66,10 @@ def test_times_are_utc_iso_8601_with_z() -> None:
 
 
 def test_a_shortened_cid_keeps_head_and_tail() -> None:
-    short = shorten_cid(CIDS[0], 16)
+    short = shorten_middle(CIDS[0], 16)
     assert short == CIDS[0][:8] + "…" + CIDS[0][-7:]
     assert len(short) == 16
-    assert shorten_cid("bafkreishort", 16) == "bafkreishort"
+    assert shorten_middle("bafkreishort", 16) == "bafkreishort"
 
 
 def test_the_table_fits_80_columns_and_tells_the_cids_apart(data: DataDir) -> None:
@@ -114,3 +114,20 @@ def test_on_an_80_column_terminal_history_fits_and_wide_shows_whole_cids(
     assert "\t" not in out and CIDS[0] not in out and CIDS[0][-7:] in out
     wide = run_on_pty([*argv, "--wide"], columns=80)
     assert all(cid in wide for cid in CIDS)
+
+
+def test_long_instance_ids_still_fit_80_columns(tmp_path: Path) -> None:
+    data = DataDir(tmp_path / "data")
+    for name in ("demo-provider-608a1df2", "a-very-long-instance-id-of-forty-chars-xx"):
+        paths = data.instance(name)
+        paths.ensure()
+        HistoryLog(paths.history_received).append(
+            {"cid": CIDS[0], "version": 1796141266, "applied_timestamp": 1796141271.0}
+        )
+    lines = render_table(_rows(data), 80)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[0].split() == ["when", "instance", "dir", "version", "cid"]
+    assert all(" recv " in line and CIDS[0][-7:] in line for line in lines[1:])
+    [long_row] = [line for line in lines if line.split()[1].startswith("a-very-")]
+    assert "…" in long_row.split()[1] and long_row.split()[1].endswith("chars-xx")
+    assert "a-very-long-instance-id-of-forty-chars-xx" in "\n".join(render_tsv(_rows(data)))
