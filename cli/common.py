@@ -7,13 +7,14 @@ runner logs one line per event to stderr.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..runner.log_format import LOG_FORMATS, install
+from ..runner.log_format import LOG_FORMATS, JsonFormatter, install
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -57,7 +58,17 @@ def configure_logging(level: str, log_format: str = "text", instance: str | None
     install(name, shape, instance, sys.stderr)
 
 
+def error_line(message: str) -> None:
+    """``car: message`` on stderr; a JSON log object instead under ``--log-format json``,
+    so a service's journal stays one JSON object per line up to its last line."""
+    root = logging.getLogger()
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        logging.getLogger("car").error(message)
+    else:
+        typer.echo(f"car: {message}", err=True)
+
+
 def fail(message: str, code: int) -> typer.Exit:
-    """Print ``message`` as one line on stderr; return the Exit to raise."""
-    typer.echo(f"car: {message}", err=True)
+    """Print ``message`` as one line on stderr (``error_line``); return the Exit to raise."""
+    error_line(message)
     return typer.Exit(code)

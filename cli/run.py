@@ -20,6 +20,7 @@ from .common import (
     LogFormatOption,
     LogLevelOption,
     configure_logging,
+    error_line,
     fail,
 )
 
@@ -42,7 +43,7 @@ def run(
         cfg = load_runner_config(config)
     except ConfigError as exc:
         for problem in exc.problems:
-            typer.echo(f"car: config error: {problem}", err=True)
+            error_line(f"config error: {problem}")
         fix = exc.hint or "fix the problems above"
         raise fail(f"cannot use config {config}: {fix}", EXIT_USAGE) from None
     configure_logging(log_level, log_format, instance=cfg.instance_id)

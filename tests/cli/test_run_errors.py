@@ -136,3 +136,20 @@ def test_a_failed_start_of_a_known_instance_keeps_its_folder(
     code, err = _car_run(config, "--data-dir", str(data))
     assert code == 1, err
     assert kept.read_text() == "{}"
+
+
+def test_with_log_format_json_even_the_refusals_are_json_lines(tmp_path: Path) -> None:
+    config = tmp_path / "car.json"
+    config.write_text(json.dumps({**VALID, "IMAGEE": "x"}))
+    code, err = _car_run(config, "--log-format", "json", "--data-dir", str(tmp_path / "d"))
+    assert code == 2, err
+    entries = [json.loads(line) for line in err.splitlines()]
+    assert [e["level"] for e in entries] == ["ERROR", "ERROR"]
+    assert "IMAGEE: unknown key" in entries[0]["message"]
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    config.write_text(json.dumps(VALID))
+    code, err = _car_run(config, "--log-format", "json", "--data-dir", str(blocker))
+    assert code == 2, err
+    [entry] = [json.loads(line) for line in err.splitlines()]
+    assert entry["instance"] == "err1" and "is not a directory" in entry["message"]
