@@ -23,9 +23,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from .errors import CarError
-from .layout import DataDir, InstancePaths
+from .layout import DataDir, InstancePaths, topmost_missing
 from .mixins.volumes import _VolumesMixin
 from .ops.service import OpsServices
 from .runner.app_container import AppContainer
@@ -83,6 +84,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self.final_exit_code: int | None = None
         self._default_owner: tuple[int, int] | None = None
         self._began = False  # start() touched Docker or volumes: stop() has work to do
+        self._created: Path | None = None  # the folder start() created; taken back if it fails
         self.lock = InstanceLock(self.paths.root / "runner.lock")
         self._ever_started = False  # the container was started at least once
         self._sync_stopped = False  # sync stopped the container and has not started it yet
@@ -102,7 +104,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             VolumeError: a data volume could not be provisioned.
         """
         cfg = self.config
-        self.paths.ensure()
+        self._create_folders()
         self.lock.acquire()  # before Docker or volumes: a second runner must touch nothing
         self._ops_start()
         ensure_image(self.runtime, cfg.image, cfg.image_pull_policy, self.log)
@@ -128,6 +130,17 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
             log=self.log,
         )
         self.sync_events = self.ops.events
+
+    def _create_folders(self) -> None:
+        """The instance folders, remembering which this start created (see ``stop``)."""
+        self._created = topmost_missing(self.paths.root)
+        try:
+            self.paths.ensure()
+        except OSError as exc:
+            raise CarError(
+                f"cannot create the instance folder {self.paths.root}: {exc.strerror or exc}",
+                hint="point --data-dir (or CAR_DATA_DIR) at a directory root can write",
+            ) from None
 
     def _provision(self) -> None:
         self._volumes_provision(self._default_owner)
@@ -268,7 +281,7 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         """
         if not self._began:
             self.ops.close()
-            self.lock.release()
+            self._release_unused_folders()
             return
         problems: list[str] = []
         for step, action in (
@@ -287,6 +300,16 @@ class ContainerAppRunnerPlugin(_VolumesMixin, _SyncMixin):
         self._began = False
         self.lock.release()
         self.log.info("runner %s stopped; nothing left running or mounted", self.config.instance_id)
+
+    def _release_unused_folders(self) -> None:
+        """Drop the lock; after a first start that failed before Docker or volumes, also
+        remove the folders it created, so ``car sync status`` lists no empty instance."""
+        if self._created is None or self._ever_started:
+            self.lock.release()
+            return
+        self.lock.discard()
+        self.paths.remove_empty(self._created)
+        self._created = None
 
 
 class _SyncControl:

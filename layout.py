@@ -1,7 +1,8 @@
 """Where things live: the host-side data directory layout and the system volume's paths.
 
 One place computes every path, so the runner, volume-sync and the CLI agree. Nothing
-here creates directories except ``InstancePaths.ensure()``.
+here creates directories except ``InstancePaths.ensure()``, and nothing removes any
+except ``InstancePaths.remove_empty()`` (a failed first start takes back what it made).
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ def default_data_dir() -> Path:
     if os.geteuid() == 0:
         return Path("/var/lib/car")
     return Path.home() / ".local" / "share" / "car"
+
+
+def unusable_dir_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be created as a directory: the nearest of it and its parents that
+    exists is not a directory (a file where the data dir should be). None when it can."""
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            return None if candidate.is_dir() else f"{candidate} is not a directory"
+    return None
+
+
+def topmost_missing(path: Path) -> Path | None:
+    """The highest of ``path`` and its parents that does not exist: what creating ``path``
+    with ``parents=True`` would make first. None when ``path`` exists."""
+    missing = None
+    for candidate in (path, *path.parents):
+        if candidate.exists() or candidate.is_symlink():
+            break
+        missing = candidate
+    return missing
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,3 +172,26 @@ class InstancePaths:
         ):
             path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o700)
+
+    def remove_empty(self, created: Path) -> None:
+        """Remove the folders under ``root`` that hold nothing, then ``root`` and its parents
+        up to ``created`` if they are empty too; a file anywhere keeps its folders.
+
+        For a first start that failed before it made anything but the folders of
+        ``ensure()``: an empty instance folder would be listed by ``car sync status``.
+        """
+        for dirpath, _dirs, _files in os.walk(self.root, topdown=False):
+            _rmdir_if_empty(Path(dirpath))
+        if created != self.root and created not in self.root.parents:
+            return
+        for parent in self.root.parents:
+            if parent == created.parent or not _rmdir_if_empty(parent):
+                return
+
+
+def _rmdir_if_empty(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except OSError:  # not empty (or gone): leave it
+        return not path.exists()
+    return True

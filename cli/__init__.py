@@ -8,15 +8,40 @@ this one back. Exit codes and shared options live in ``cli/common.py``.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from . import demo, keys, run, sync
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Container app runner.")
+# add_completion: Typer's --install-completion / --show-completion (README, "Logs and output").
+app = typer.Typer(add_completion=True, no_args_is_help=True, help="Container app runner.")
+
+
+def _installed_version() -> str:
+    """The version pip installed (package metadata), so it never drifts from pyproject."""
+    try:
+        return version("container_apps")
+    except PackageNotFoundError:
+        return "unknown (not installed; run `pip install -e .`)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"car {_installed_version()}")
+        raise typer.Exit()
 
 
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Container app runner with volume-sync."""
 
 

@@ -7,16 +7,18 @@
 from __future__ import annotations
 
 import json
-import time
+import shutil
+import sys
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..layout import DataDir, InstancePaths, default_data_dir
 from ..sync.status import history_entries, instance_status, retry_instance, select_instances
 from .common import EXIT_USAGE, DataDirOption, fail
+from .formats import iso_utc
+from .history_view import render_table, render_tsv
 
 sync_app = typer.Typer(no_args_is_help=True, help="Volume-sync status, history and retry.")
 
@@ -52,13 +54,7 @@ def _console() -> Console:
 
 
 def _when(ts: Any) -> str:
-    if not isinstance(ts, int | float):
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-
-
-# A history entry's deletion.deletion_succeeded, as the history table shows it.
-_RETIRED = {True: "yes", False: "failed", None: "-"}
+    return iso_utc(ts)
 
 
 def _short(cid: Any) -> str:
@@ -130,8 +126,15 @@ def history(
     sent: Annotated[bool, typer.Option("--sent", help="Only snapshots published.")] = False,
     received: Annotated[bool, typer.Option("--received", help="Only snapshots applied.")] = False,
     as_json: JsonOption = False,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Whole CIDs and every column, whatever the width.")
+    ] = False,
 ) -> None:
-    """Published and applied snapshots, oldest first."""
+    """Published and applied snapshots, oldest first (times in UTC).
+
+    On a terminal the columns fit its width (CIDs shortened in the middle); piped, a
+    header and tab-separated whole values.
+    """
     both = not sent and not received
     rows = history_entries(
         _instances(data_dir, instance), sent=sent or both, received=received or both
@@ -139,28 +142,16 @@ def history(
     if as_json:
         typer.echo(json.dumps([row.to_dict() for row in rows], indent=2, sort_keys=True))
         return
-    console = _console()
     if not rows:
         root = DataDir(data_dir or default_data_dir()).root
         whose = f"instance {instance}" if instance else "any instance"
-        console.print(f"no history entries for {whose} in {root}", highlight=False, soft_wrap=True)
+        typer.echo(f"no history entries for {whose} in {root}")
         return
-    table = Table("instance", "dir", "cid", "version", "when", "size", "downtime", "retired")
-    for row in rows:
-        entry = row.record
-        size = entry.archive_size
-        downtime = entry.downtime_seconds
-        table.add_row(
-            row.instance_id,
-            row.direction,
-            _short(entry.cid),
-            str(entry.version),
-            _when(entry.timestamp),
-            str(size if size is not None else "-"),
-            f"{downtime:.2f}s" if downtime is not None else "-",
-            _RETIRED[entry.deletion.deletion_succeeded],
-        )
-    console.print(table)
+    if not sys.stdout.isatty():
+        lines = render_tsv(rows)
+    else:
+        lines = render_table(rows, None if wide else shutil.get_terminal_size().columns)
+    typer.echo("\n".join(lines))
 
 
 @sync_app.command("retry")

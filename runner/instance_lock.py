@@ -49,9 +49,23 @@ class InstanceLock:
                 f"(data dir {self.path.parent.parent.parent})",
                 hint="stop that `car run` first: one runner per instance and data dir",
             ) from None
+        if not _same_file(fd, self.path):
+            os.close(fd)  # a failed start removed it after we opened it: lock the new one
+            return self.acquire()
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+
+    def discard(self) -> None:
+        """Remove the lock file, then drop the lock (a failed first start leaves no file).
+
+        Unlinked while still held; a runner that opened the old file meanwhile sees that
+        it is no longer the one at the path and locks the new one (``acquire``).
+        """
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+        self.release()
 
     def release(self) -> None:
         """Drop the lock (idempotent). The file stays: removing it could race a new holder."""
@@ -59,3 +73,12 @@ class InstanceLock:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = path.stat(follow_symlinks=False)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (on_disk.st_dev, on_disk.st_ino)

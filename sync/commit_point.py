@@ -5,9 +5,10 @@ re-read once, and if it holds our CID the publish succeeded anyway. What this ad
 single try is a *retry window* (``SYNC.PUBLISH_RETRY_SECONDS``): a registry blip longer
 than the backend wrapper's own short retries no longer fails the publish. The window is
 spent across the runner's ticks, one attempt per tick, never by sleeping here, so the
-runner's loop (restart policy, signals) keeps going while the registry is away. Only the
-first failed attempt of a publish is logged as a warning; the rest go to DEBUG, so an
-outage is one line, not one per tick.
+runner's loop (restart policy, signals) keeps going while the registry is away. Every
+failed attempt is logged at DEBUG and its error kept in ``PendingCommit.last_error``: the
+provider logs the outage once, with that error, so an outage is one WARNING when it starts
+and one line when it ends (README, "Backends"), not one per attempt, re-read or tick.
 
 Each attempt first runs the ``guard`` (the provider's lease, ``sync/lease_keeper.py``)
 right before the write: a ``SyncError`` from it (the lease is another provider's) fails
@@ -38,6 +39,7 @@ class PendingCommit:
     started: float  # monotonic time of the first attempt
     deadline: float  # no new attempt is scheduled at or after this monotonic time
     attempts: int = 0
+    last_error: str | None = None  # why the last attempt got no ack, for the one log line
 
 
 class CommitPoint:
@@ -76,7 +78,7 @@ class CommitPoint:
             SyncError: the guard refused the write (another provider holds the key).
         """
         pending.attempts += 1
-        level = logging.WARNING if pending.attempts == 1 else logging.DEBUG
+        pending.last_error = None
         record = pending.record
         try:
             if self.guard is not None:
@@ -86,18 +88,28 @@ class CommitPoint:
         except SyncError:
             raise
         except Exception as exc:
-            self._log.log(level, "registry hset failed (%s); re-reading once", exc)
-        return False if self._holds(record.cid, level) else None
+            pending.last_error = str(exc)
+            self._log.debug("registry hset failed (%s); re-reading once", exc)
+        if not self._holds(pending):
+            pending.last_error = pending.last_error or "the registry did not acknowledge the write"
+            return None
+        self._log.info(
+            "registry write of %s not acknowledged (%s), but the re-read shows it: published",
+            record.cid,
+            pending.last_error or "no ack",
+        )
+        return False
 
     def expired(self, pending: PendingCommit) -> bool:
         """True once the retry window is over (checked after an attempt failed)."""
         return self._monotonic() >= pending.deadline
 
-    def _holds(self, cid: str, level: int) -> bool:
+    def _holds(self, pending: PendingCommit) -> bool:
         try:
             current = self.registry.hget(C.CHAINSTORE_HKEY, self.sync_key)
             value = json.loads(current) if current is not None else None
         except Exception as exc:
-            self._log.log(level, "registry re-read failed: %s", exc)
+            pending.last_error = pending.last_error or f"re-read failed: {exc}"
+            self._log.debug("registry re-read failed: %s", exc)
             return False
-        return isinstance(value, dict) and value.get("cid") == cid
+        return isinstance(value, dict) and value.get("cid") == pending.record.cid

@@ -254,7 +254,9 @@ class SnapshotPublisher:
             if not last_attempt and not self.commit_point.expired(run.commit):
                 return self._wait_for_registry(run)
             self._delete_blob(record.cid)
-            raise SyncError("publishing the snapshot record failed", stage=run.stage)
+            raise SyncError(
+                f"publishing the snapshot record failed: {run.commit.last_error}", stage=run.stage
+            )
         if run.commit.attempts > 1:
             self._log.info(
                 "registry reachable again: snapshot %s published after %d attempts",
@@ -273,9 +275,10 @@ class SnapshotPublisher:
         if run.commit.attempts == 1:
             self._log.warning(
                 "registry unavailable: publish of %s retried at each tick for up to %.0f s "
-                "(the request stays in_progress)",
+                "(the request stays in_progress): %s",
                 run.commit.record.cid,
                 self.config.publish_retry_seconds,
+                run.commit.last_error,
             )
         self._waiting = run
         response = {"status": "in_progress", "stage": run.stage}

@@ -152,12 +152,34 @@ def test_piped_status_keeps_each_line_whole(data: DataDir) -> None:
     assert "blobs=" in backends and "registry=" in backends
 
 
-def test_piped_history_table_is_not_squeezed_into_ellipses(data: DataDir) -> None:
+def test_piped_history_is_a_header_and_tab_separated_whole_cells(data: DataDir) -> None:
+    # CliRunner output is not a terminal: no box drawing, nothing cut.
     code, out = _run(data, "sync", "history")
     assert code == 0
-    [row] = [ln for ln in out.splitlines() if " prov " in ln]
-    assert "100" in row and "sent" in row and "0.30s" in row
-    assert CID_A[:20] in row
+    header, *lines = out.splitlines()
+    assert header.split("\t") == [
+        "when",
+        "instance",
+        "dir",
+        "version",
+        "size",
+        "downtime",
+        "retired",
+        "cid",
+    ]
+    rows = [ln.split("\t") for ln in lines]
+    assert rows[0] == [
+        "1970-01-01T00:01:40Z",
+        "prov",
+        "sent",
+        "100",
+        "42 B",
+        "0.30s",
+        "-",
+        CID_A,
+    ]
+    assert rows[1][:3] == ["1970-01-01T00:01:41Z", "cons", "received"]
+    assert not any(ch in out for ch in "│┃━─…")
 
 
 def test_empty_history_is_one_line_naming_the_instance(data: DataDir) -> None:
@@ -172,5 +194,11 @@ def test_history_table_shows_a_damaged_deletion_as_unknown(data: DataDir) -> Non
     )
     code, out = _run(data, "sync", "history", "prov", "--sent")
     assert code == 0, out
-    [row] = [ln for ln in out.splitlines() if "bafkreidamaged" in ln]
-    assert row.rstrip().rstrip("│ ").endswith("-")
+    [row] = [ln.split("\t") for ln in out.splitlines() if "bafkreidamaged" in ln]
+    assert row[6] == "-"
+
+
+def test_status_times_are_utc_iso_8601(data: DataDir) -> None:
+    code, out = _run(data, "sync", "status", "prov")
+    assert code == 0
+    assert f"{CID_A} v100 at 1970-01-01T00:01:40Z" in out

@@ -110,6 +110,7 @@ class RunnerProcess:
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
     log_paths: list[Path] = field(default_factory=list)
+    cli_args: list[str] = field(default_factory=list)  # more `car run` options
     _terminated: bool = False
 
     @property
@@ -144,7 +145,7 @@ class RunnerProcess:
         self.log_paths.append(log_path)
         with open(log_path, "wb") as log_file:
             self.proc = subprocess.Popen(
-                [*CAR, "run", str(config_path), "--data-dir", str(self.data_dir)],
+                [*CAR, "run", str(config_path), "--data-dir", str(self.data_dir), *self.cli_args],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

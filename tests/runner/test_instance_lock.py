@@ -76,3 +76,16 @@ def test_same_instance_id_in_another_data_dir_never_stops_the_running_app(
     other.stop()  # run_forever's cleanup after the failed start
     assert docker_client.containers.get(first.app.name).id == before
     assert first.app.is_running()
+
+
+def test_discard_removes_the_file_only_for_its_holder(tmp_path: Path) -> None:
+    holder = InstanceLock(tmp_path / "runner.lock")
+    holder.acquire()
+    InstanceLock(holder.path).discard()  # not held by this one: the file stays
+    assert holder.path.exists()
+    holder.discard()
+    assert not holder.path.exists() and not holder.held
+    again = InstanceLock(holder.path)
+    again.acquire()
+    assert again.path.read_text() == f"{os.getpid()}\n"
+    again.release()
