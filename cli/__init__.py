@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, run, sync
+from . import demo, run, sync, sync_ops
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Container app runner.")
 
@@ -22,6 +22,8 @@ def _root() -> None:
 
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
+for _name in ("publish", "snapshots", "restore", "unpin"):
+    sync.sync_app.command(_name)(getattr(sync_ops, _name))
 app.add_typer(sync.sync_app, name="sync")
 
 

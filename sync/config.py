@@ -134,6 +134,12 @@ class SyncConfig(BaseModel):
     trusted_node_ids: list[Annotated[str, Strict()]] | None = Field(
         None, alias="TRUSTED_NODE_IDS", description="null or a list of node id strings"
     )
+    schedule: StrictNumber | None = Field(
+        None,
+        alias="SCHEDULE",
+        ge=1,
+        description="null or a number of seconds >= 1 between host-side snapshots (provider)",
+    )
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:

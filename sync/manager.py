@@ -35,12 +35,18 @@ from .consumer import ConsumerSettings, SnapshotConsumer
 from .container_control import ContainerControl
 from .control_files import ControlDir
 from .history import HistoryLog
+from .host_control import KEPT_RECORDS_FILE, host_requests_dir
+from .host_side import HostSide
+from .kept_records import KeptRecords
 from .paths import PathResolver
+from .pin import PinnedRecordSource
 from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
-from .record_source import RecordSource
+from .request_channels import RequestChannels, default_paths
 from .request_hold import RequestHold
+from .restore import RestoreDesk
 from .runner_state import RunnerState
+from .schedule import SnapshotSchedule
 
 _log = logging.getLogger(__name__)
 
@@ -86,6 +92,7 @@ class SyncManager:
         disabled_reason: str | None = None,
         gate: BackendGate | None = None,
         hold: RequestHold | None = None,
+        host: HostSide | None = None,
         wall_clock: Callable[[], float] = time.time,
         log: logging.Logger = _log,
     ) -> None:
@@ -95,6 +102,7 @@ class SyncManager:
         self.disabled_reason = disabled_reason
         self.gate = gate or BackendGate([], log)
         self._hold = hold
+        self.host = host or HostSide(log)
         self._wall = wall_clock
         self._log = log
         self._next_tick: float | None = None
@@ -152,11 +160,12 @@ class SyncManager:
 
     def tick(self, monotonic_now: float) -> None:
         """One sync step, at most every ``POLL_INTERVAL`` seconds."""
-        if not self.active:
-            return
         if self._next_tick is not None and monotonic_now < self._next_tick:
             return
         self._next_tick = monotonic_now + self.cfg.poll_interval
+        if not self.active:
+            self.host.answer_while_disabled()
+            return
         now = self._wall()
         try:
             if not self.gate.ready(monotonic_now):
@@ -166,8 +175,10 @@ class SyncManager:
             if self._hold is not None:
                 self._hold.release()
             if self.publisher is not None:
-                self.publisher.publish_pending(now)
+                self.host.before_publish(now)
+                self.host.after_publish(self.publisher.publish_pending(now))
             if self.consumer is not None:
+                self.host.before_apply(now)
                 self.consumer.tick(now)
         except Exception:
             # The steps answer every failure they know; anything else is a bug, and a bug
@@ -179,7 +190,7 @@ class SyncManager:
         if self.publisher is None:
             return
         try:
-            self.publisher.shutdown()
+            self.host.after_publish(self.publisher.shutdown())
         except Exception:  # as in tick: a bug here must not block the runner's stop
             self._log.exception("volume-sync shutdown failed unexpectedly")
 
@@ -207,7 +218,10 @@ def build_sync_manager(
     if reason is not None or store is None or registry is None:
         if cfg.enabled:
             log.error("volume-sync is off: %s", reason)
-        return SyncManager(cfg, disabled_reason=reason, log=log)
+        idle = HostSide(log, disabled_reason=reason)
+        if site.system_volume_error is None:
+            idle.idle_control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
+        return SyncManager(cfg, disabled_reason=reason, host=idle, log=log)
     if cfg.apply_mode_note and cfg.is_consumer:
         log.warning(cfg.apply_mode_note)
     # Rule 6's anchored check: a volume root must lie in this instance's own volume dirs.
@@ -216,9 +230,37 @@ def build_sync_manager(
     if cfg.is_provider:
         publisher = _publisher(cfg, site, resolver, containers, store, registry, log)
         hold = RequestHold(publisher.control, log)
-        return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, log=log)
+        host = _provider_host_side(cfg, site, registry, log)
+        return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, host=host, log=log)
     consumer = _consumer(cfg, site, resolver, containers, store, registry, log)
-    return SyncManager(cfg, consumer=consumer, gate=gate, log=log)
+    assert cfg.key is not None
+    desk = RestoreDesk(
+        host_requests_dir(site.paths), site.paths.sync_state, cfg.key, registry, store, log
+    )
+    if cfg.schedule is not None:
+        log.warning("SYNC.SCHEDULE is ignored on a consumer (only a provider makes snapshots)")
+    host = HostSide(log, restore=desk)
+    return SyncManager(cfg, consumer=consumer, gate=gate, host=host, log=log)
+
+
+def _provider_host_side(
+    cfg: SyncConfig, site: SyncSite, registry: Registry, log: logging.Logger
+) -> HostSide:
+    """The kept-snapshot list and, with ``SYNC.SCHEDULE``, the schedule."""
+    assert cfg.key is not None
+    kept = KeptRecords(
+        registry,
+        cfg.key,
+        HistoryLog(site.paths.history_sent),
+        site.paths.sync_state / KEPT_RECORDS_FILE,
+        log,
+    )
+    schedule = None
+    if cfg.schedule is not None:
+        schedule = SnapshotSchedule(
+            cfg.schedule, host_requests_dir(site.paths), site.paths.volume_sync_dir, log
+        )
+    return HostSide(log, schedule=schedule, kept=kept)
 
 
 def _disabled_reason(cfg: SyncConfig, site: SyncSite) -> str | None:
@@ -251,10 +293,16 @@ def _publisher(
         publish_retry_seconds=cfg.publish_retry_seconds,
         keep_snapshots=cfg.keep_snapshots,
     )
-    control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
-    targets = PublishTargets(
-        store=store, registry=registry, history=HistoryLog(site.paths.history_sent)
+    history = HistoryLog(site.paths.history_sent)
+    host_dir = host_requests_dir(site.paths)
+    host_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    control = RequestChannels(
+        ControlDir(site.paths.volume_sync_dir, site.node_id, log=log),
+        ControlDir(host_dir, site.node_id, log=log),
+        lambda: default_paths(history, site.bindings),
+        log,
     )
+    targets = PublishTargets(store=store, registry=registry, history=history)
     kind = (
         ChunkedSnapshotPublisher
         if cfg.archive_format == C.ARCHIVE_FORMAT_CHUNKED
@@ -280,7 +328,9 @@ def _consumer(
         limits=ConsumerLimits.from_config(cfg),
         apply_mode=cfg.apply_mode,
     )
-    source = RecordSource(registry, cfg.key, cfg.hsync_poll_interval, log)
+    source = PinnedRecordSource(
+        registry, cfg.key, cfg.hsync_poll_interval, log, site.paths.sync_state
+    )
     return SnapshotConsumer(settings, source, store, containers, resolver, log)
 
 

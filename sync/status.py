@@ -14,6 +14,7 @@ from ..layout import DataDir, InstancePaths
 from . import constants as C
 from .apply_state import ApplyState
 from .history import HistoryEntry, HistoryLog
+from .pin import load_pin
 from .quarantine import Quarantine
 from .runner_state import RunnerState
 from .state_records import HistoryRecord
@@ -47,7 +48,14 @@ def instance_status(paths: InstancePaths) -> dict[str, Any]:
         "apply_error": current.error,
         "quarantine": [e.to_dict() for e in quarantine.entries()],
         "halt": state.halt_reason(),
+        "pinned": _pinned_cid(paths),
     }
+
+
+def _pinned_cid(paths: InstancePaths) -> str | None:
+    """The CID a restored consumer is pinned to (``car sync restore``), or None."""
+    pin = load_pin(paths.sync_state)
+    return pin.cid if pin is not None else None
 
 
 def select_instances(data: DataDir, instance: str | None) -> list[InstancePaths]:
