@@ -21,10 +21,12 @@ from container_apps.tests.integration.conftest import (
     history,
     hold_for,
     read_json,
+    request_json,
     unique,
     wait_applied,
     wait_until,
     write_payload_sh,
+    write_request_sh,
 )
 from container_apps.tests.support.parts import used
 
@@ -197,3 +199,22 @@ def test_restore_pins_a_consumer_to_an_older_snapshot_until_unpin(
     assert status[0]["pinned"] is None
     runners.stop_all()
     assert_nothing_left(docker_client, prov_data, cons_data)
+
+
+def test_a_request_written_while_sync_is_off_is_answered_with_why(
+    runners: Runners, docker_client: Any
+) -> None:
+    data = runners.data_dir()
+    runner = runners.start(base_config(unique("nosync"), None, None))
+    app_sh(docker_client, runner, write_request_sh(request_json(request_id="r-off")))
+
+    def answered() -> dict[str, Any] | None:
+        body = read_json(runner.sync_dir / "response.json")
+        return body if isinstance(body, dict) else None
+
+    answer = wait_until("the answer while sync is off", answered, watch=[runner])
+    assert answer["status"] == "error" and answer["request_id"] == "r-off"
+    assert answer["error"] == "volume-sync is disabled on this runner: SYNC.ENABLED is false"
+    runners.stop_all()
+    assert runner.all_logs().count("volume-sync request answered with an error") == 1
+    assert_nothing_left(docker_client, data)
