@@ -57,10 +57,12 @@ def _instance(data_dir: Path | None, instance: str, role: str) -> InstancePaths:
     if instance not in data.instance_ids():
         raise fail(f"unknown instance {instance!r} in {data.root}", EXIT_USAGE)
     paths = data.instance(instance)
-    actual = RunnerState.load(paths.runner_state).role
-    if actual != role:
-        what = f"a {actual}" if actual else "not a sync instance (SYNC is off)"
+    state = RunnerState.load(paths.runner_state)
+    if state.role != role:
+        what = f"a {state.role}" if state.role else "not a sync instance (SYNC is off)"
         raise fail(f"instance {instance} is {what}; this command needs a {role}", EXIT_USAGE)
+    if state.sync_disabled_reason:
+        raise fail(f"volume-sync is off on {instance}: {state.sync_disabled_reason}", EXIT_USAGE)
     if not runner_alive(paths):
         raise fail(
             f"no runner is alive for instance {instance}: start it with `car run`",
