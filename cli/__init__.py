@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from . import demo, keys, run, sync
+from . import demo, keys, run, sync, sync_ops
 
 # add_completion: Typer's --install-completion / --show-completion (README, "Logs and output").
 app = typer.Typer(add_completion=True, no_args_is_help=True, help="Container app runner.")
@@ -47,6 +47,8 @@ def _root(
 
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
+for _name in ("publish", "snapshots", "restore", "unpin"):
+    sync.sync_app.command(_name)(getattr(sync_ops, _name))
 app.add_typer(sync.sync_app, name="sync")
 app.add_typer(keys.keys_app, name="keys")
 

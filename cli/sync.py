@@ -83,6 +83,10 @@ def _status_lines(st: dict[str, Any]) -> list[str]:
             f"  quarantine {_short(q.get('cid'))} {q.get('kind')} x{q.get('failures')}: "
             f"{q.get('error')} (retry at {_when(q.get('retry_at'))})"
         )
+    if st.get("pinned"):
+        lines.append(
+            f"  pinned     {st['pinned']} (restored; `car sync unpin` follows the registry)"
+        )
     if st.get("halt"):
         lines.append(f"  [red]HALTED[/red]     {st['halt']} (fix, then `car sync retry`)")
     if lease := st.get("lease"):

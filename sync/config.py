@@ -209,6 +209,12 @@ class SyncConfig(BaseModel):
         alias="TAKEOVER",
         description="a JSON boolean: true takes the key's lease from another provider",
     )
+    schedule: StrictNumber | None = Field(
+        None,
+        alias="SCHEDULE",
+        ge=1,
+        description="null or a number of seconds >= 1 between host-side snapshots (provider)",
+    )
 
     @model_validator(mode="after")
     def _check_cross_field_rules(self) -> SyncConfig:

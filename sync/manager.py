@@ -39,14 +39,20 @@ from .crypto.keys import load_keys
 from .event_watch import EventWatch
 from .events import SyncEvents
 from .history import HistoryLog
+from .host_control import KEPT_RECORDS_FILE, host_requests_dir
+from .host_side import HostSide
+from .kept_records import KeptRecords
 from .key_files import KeyFileError, load_signing_key
 from .lease_keeper import lease_seconds
 from .paths import PathResolver
+from .pin import PinnedRecordSource
 from .preflight import ConsumerLimits
 from .provider import PublisherConfig, PublishTargets, SnapshotPublisher
-from .record_source import RecordSource
+from .request_channels import RequestChannels, default_paths
 from .request_hold import RequestHold
+from .restore import RestoreDesk
 from .runner_state import RunnerState
+from .schedule import SnapshotSchedule
 from .signing import RecordSigner, RecordVerifier
 
 _log = logging.getLogger(__name__)
@@ -93,6 +99,7 @@ class SyncManager:
         disabled_reason: str | None = None,
         gate: BackendGate | None = None,
         hold: RequestHold | None = None,
+        host: HostSide | None = None,
         wall_clock: Callable[[], float] = time.time,
         log: logging.Logger = _log,
         events: SyncEvents | None = None,
@@ -103,6 +110,7 @@ class SyncManager:
         self.disabled_reason = disabled_reason
         self.gate = gate or BackendGate([], log)
         self._hold = hold
+        self.host = host or HostSide(log)
         self._wall = wall_clock
         self._log = log
         self._next_tick: float | None = None
@@ -174,11 +182,12 @@ class SyncManager:
 
     def tick(self, monotonic_now: float) -> None:
         """One sync step, at most every ``POLL_INTERVAL`` seconds."""
-        if not self.active:
-            return
         if self._next_tick is not None and monotonic_now < self._next_tick:
             return
         self._next_tick = monotonic_now + self.cfg.poll_interval
+        if not self.active:
+            self.host.answer_while_disabled()
+            return
         now = self._wall()
         self._watch.begin_tick()
         ran = False
@@ -200,8 +209,12 @@ class SyncManager:
             self._hold.release()
         if self.publisher is not None:
             self.publisher.renew_lease()  # README, "One writer per key"
-            self._watch.after_publish(self.publisher.publish_pending(now), now)
+            self.host.before_publish(now)
+            published = self.publisher.publish_pending(now)
+            self.host.after_publish(published)
+            self._watch.after_publish(published, now)
         if self.consumer is not None:
+            self.host.before_apply(now)
             self._watch.after_apply(self.consumer.tick(now), now)
             return self.consumer.registry_up and self.consumer.store_up
         return not (self.publisher is not None and self.publisher.waiting_for_registry)
@@ -211,7 +224,9 @@ class SyncManager:
         if self.publisher is None:
             return
         try:
-            self._watch.after_publish(self.publisher.shutdown(), self._wall())
+            published = self.publisher.shutdown()
+            self.host.after_publish(published)
+            self._watch.after_publish(published, self._wall())
         except Exception:  # as in tick: a bug here must not block the runner's stop
             self._log.exception("volume-sync shutdown failed unexpectedly")
 
@@ -245,7 +260,10 @@ def build_sync_manager(
     if reason is not None or store is None or registry is None:
         if cfg.enabled:
             log.error("volume-sync is off: %s", reason)
-        return SyncManager(cfg, disabled_reason=reason, log=log)
+        idle = HostSide(log, disabled_reason=reason)
+        if site.system_volume_error is None:
+            idle.idle_control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
+        return SyncManager(cfg, disabled_reason=reason, host=idle, log=log)
     if cfg.apply_mode_note and cfg.is_consumer:
         log.warning(cfg.apply_mode_note)
     # Rule 6's anchored check: a volume root must lie in this instance's own volume dirs.
@@ -254,9 +272,39 @@ def build_sync_manager(
     if cfg.is_provider:
         publisher = _publisher(cfg, site, resolver, containers, store, registry, log, signer)
         hold = RequestHold(publisher.control, log)
-        return SyncManager(cfg, publisher=publisher, gate=gate, hold=hold, log=log, events=events)
+        host = _provider_host_side(cfg, site, registry, log)
+        return SyncManager(
+            cfg, publisher=publisher, gate=gate, hold=hold, host=host, log=log, events=events
+        )
     consumer = _consumer(cfg, site, resolver, containers, store, registry, log)
-    return SyncManager(cfg, consumer=consumer, gate=gate, log=log, events=events)
+    assert cfg.key is not None
+    desk = RestoreDesk(
+        host_requests_dir(site.paths), site.paths.sync_state, cfg.key, registry, store, log
+    )
+    if cfg.schedule is not None:
+        log.warning("SYNC.SCHEDULE is ignored on a consumer (only a provider makes snapshots)")
+    host = HostSide(log, restore=desk)
+    return SyncManager(cfg, consumer=consumer, gate=gate, host=host, log=log, events=events)
+
+
+def _provider_host_side(
+    cfg: SyncConfig, site: SyncSite, registry: Registry, log: logging.Logger
+) -> HostSide:
+    """The kept-snapshot list and, with ``SYNC.SCHEDULE``, the schedule."""
+    assert cfg.key is not None
+    kept = KeptRecords(
+        registry,
+        cfg.key,
+        HistoryLog(site.paths.history_sent),
+        site.paths.sync_state / KEPT_RECORDS_FILE,
+        log,
+    )
+    schedule = None
+    if cfg.schedule is not None:
+        schedule = SnapshotSchedule(
+            cfg.schedule, host_requests_dir(site.paths), site.paths.volume_sync_dir, log
+        )
+    return HostSide(log, schedule=schedule, kept=kept)
 
 
 def _disabled_reason(cfg: SyncConfig, site: SyncSite) -> str | None:
@@ -295,10 +343,16 @@ def _publisher(
         lease_seconds=lease_seconds(cfg.poll_interval),
         takeover=cfg.takeover,
     )
-    control = ControlDir(site.paths.volume_sync_dir, site.node_id, log=log)
-    targets = PublishTargets(
-        store=store, registry=registry, history=HistoryLog(site.paths.history_sent)
+    history = HistoryLog(site.paths.history_sent)
+    host_dir = host_requests_dir(site.paths)
+    host_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    control = RequestChannels(
+        ControlDir(site.paths.volume_sync_dir, site.node_id, log=log),
+        ControlDir(host_dir, site.node_id, log=log),
+        lambda: default_paths(history, site.bindings),
+        log,
     )
+    targets = PublishTargets(store=store, registry=registry, history=history)
     kind = (
         ChunkedSnapshotPublisher
         if cfg.archive_format == C.ARCHIVE_FORMAT_CHUNKED
@@ -337,7 +391,9 @@ def _consumer(
         verifier=_verifier(cfg, cfg.key),
         sealer=sealer_of(cfg),
     )
-    source = RecordSource(registry, cfg.key, cfg.hsync_poll_interval, log)
+    source = PinnedRecordSource(
+        registry, cfg.key, cfg.hsync_poll_interval, log, site.paths.sync_state
+    )
     return SnapshotConsumer(settings, source, store, containers, resolver, log)
 
 

@@ -39,13 +39,14 @@ from .chunked_retention import retire_published
 from .chunks.index import SnapshotIndex
 from .commit_point import CommitPoint, PendingCommit
 from .container_control import ContainerControl
-from .control_files import ClaimedRequest, ControlDir
+from .control_files import ClaimedRequest
 from .crypto.framing import Sealer
 from .history import HistoryLog
 from .lease_keeper import LeaseKeeper, LeaseRefused, LeaseSettings
 from .paths import PathResolver
 from .records import Manifest, SyncRecord, SyncRequest, encryption_label
 from .request import parse_request
+from .request_channels import RequestChannel
 from .retention import UnrecordedCids, delete_unpublished
 from .signing import RecordSigner
 from .state_records import SentDurations, SentEntry
@@ -113,7 +114,7 @@ class SnapshotPublisher:
     def __init__(
         self,
         config: PublisherConfig,
-        control: ControlDir,
+        control: RequestChannel,
         resolver: PathResolver,
         containers: ContainerControl,
         targets: PublishTargets,

@@ -3,7 +3,9 @@
 Refreshes the local replica (``hsync``) at most every ``HSYNC_POLL_INTERVAL``; a failed
 refresh is retried after min(30 s, interval). The record itself is read on every call
 (a replica read is cheap). Outages are logged once per state change, not every tick:
-"registry unavailable" when it goes down, "registry reachable again" when it is back.
+"registry unavailable" when it goes down, "registry reachable again" when it is back;
+a key nobody publishes yet likewise ("no record for KEY yet", then "a record for KEY
+appeared").
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class RecordSource:
         self._next_hsync: float | None = None
         self._sync_outage = OutageLog(f"registry refresh ({registry.describe()})", log)
         self._read_outage = OutageLog(f"registry {registry.describe()}", log)
+        self._log = log
+        self._absent_logged = False  # "no record yet" said once; said again when one appears
 
     @property
     def key(self) -> str:
@@ -78,4 +82,14 @@ class RecordSource:
             self._read_outage.failed(exc)
             return None
         self._read_outage.ok()
+        self._note_presence(value is not None)
         return value
+
+    def _note_presence(self, present: bool) -> None:
+        """One line when the key has no record (nobody publishes it yet), one when it has."""
+        if not present and not self._absent_logged:
+            self._log.info("no record for %s yet", self._key)
+            self._absent_logged = True
+        elif present and self._absent_logged:
+            self._log.info("a record for %s appeared", self._key)
+            self._absent_logged = False

@@ -17,13 +17,13 @@ import logging
 from typing import Any
 
 from ..errors import CarError
-from .control_files import ControlDir
+from .request_channels import RequestChannel
 
 
 class RequestHold:
     """Holds the pending request of one provider, answered ``in_progress``."""
 
-    def __init__(self, control: ControlDir, log: logging.Logger) -> None:
+    def __init__(self, control: RequestChannel, log: logging.Logger) -> None:
         self._control = control
         self._log = log
         self._holding = False

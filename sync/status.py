@@ -15,6 +15,7 @@ from ..layout import DataDir, InstancePaths
 from . import constants as C
 from .apply_state import ApplyState
 from .history import HistoryEntry, HistoryLog
+from .pin import load_pin
 from .quarantine import Quarantine
 from .runner_state import RunnerState
 from .state_records import HistoryRecord
@@ -50,6 +51,7 @@ def instance_status(paths: InstancePaths) -> dict[str, Any]:
         "halt": state.halt_reason(),
         "records": runner.records,
         "lease": _lease(paths),
+        "pinned": _pinned_cid(paths),
     }
 
 
@@ -64,6 +66,12 @@ def _lease(paths: InstancePaths) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return raw if isinstance(raw, dict) else None
+
+
+def _pinned_cid(paths: InstancePaths) -> str | None:
+    """The CID a restored consumer is pinned to (``car sync restore``), or None."""
+    pin = load_pin(paths.sync_state)
+    return pin.cid if pin is not None else None
 
 
 def select_instances(data: DataDir, instance: str | None) -> list[InstancePaths]:
