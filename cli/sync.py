@@ -15,8 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..layout import DataDir, InstancePaths, default_data_dir
-from ..sync.status import history_entries, instance_status, retry_instance, select_instances
+from ..sync.health import EXIT_NO_INSTANCES, exit_code
+from ..sync.status import history_entries, retry_instance, select_instances
 from .common import EXIT_USAGE, DataDirOption, fail
+from .status_view import collect, status_lines
 
 sync_app = typer.Typer(no_args_is_help=True, help="Volume-sync status, history and retry.")
 
@@ -65,40 +67,32 @@ def _short(cid: Any) -> str:
     return f"{cid[:20]}…" if isinstance(cid, str) and len(cid) > 20 else str(cid or "-")
 
 
-def _status_lines(st: dict[str, Any]) -> list[str]:
-    lines = [f"[bold]{st['instance_id']}[/bold]  role={st['role'] or '-'}  key={st['key'] or '-'}"]
-    if st.get("blob_store") or st.get("registry"):
-        lines.append(f"  backends   blobs={st.get('blob_store')}  registry={st.get('registry')}")
-    if st.get("sync_disabled_reason"):
-        lines.append(f"  sync off   {st['sync_disabled_reason']}")
-    for label, key in (("published", "last_published"), ("applied", "last_applied")):
-        rec = st.get(key)
-        if rec:
-            lines.append(
-                f"  {label:<10} {rec['cid']} v{rec['version']} at {_when(rec['timestamp'])}"
-            )
-    if st.get("apply_state"):
-        err = f" ({st['apply_error']})" if st.get("apply_error") else ""
-        lines.append(f"  apply      {st['apply_state']}{err}")
-    for q in st.get("quarantine") or []:
-        lines.append(
-            f"  quarantine {_short(q.get('cid'))} {q.get('kind')} x{q.get('failures')}: "
-            f"{q.get('error')} (retry at {_when(q.get('retry_at'))})"
-        )
-    if st.get("halt"):
-        lines.append(f"  [red]HALTED[/red]     {st['halt']} (fix, then `car sync retry`)")
-    return lines
+STATUS_HELP = (
+    "Health of each instance: runner, last publish/apply, the registry's record now, "
+    "quarantine and halt.\n\n"
+    'Exit codes (README, "Health and status"): 0 every listed instance is healthy; '
+    "3 one is quarantined; 4 a runner is not alive, or the data dir has no instances; "
+    "5 one is halted. With several problems the highest code wins. 2 for usage errors. "
+    "An unreachable registry is a warning only."
+)
 
 
-@sync_app.command("status")
+@sync_app.command("status", help=STATUS_HELP)
 def status(
-    instance: InstanceArg = None, data_dir: DataDirOption = None, as_json: JsonOption = False
+    instance: InstanceArg = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--no-registry", "--offline", help="Do not read the registry."),
+    ] = False,
 ) -> None:
-    """Role, key, backends, last publish/apply, quarantine and halt of each instance."""
-    statuses = [instance_status(p) for p in _instances(data_dir, instance)]
+    """See ``STATUS_HELP``; the verdict is ``sync/health.py``'s, the view ``status_view.py``'s."""
+    statuses = collect(_instances(data_dir, instance), registry=not offline)
+    code = exit_code(statuses) if statuses else EXIT_NO_INSTANCES
     if as_json:
         typer.echo(json.dumps(statuses, indent=2, sort_keys=True))
-        return
+        raise typer.Exit(code)
     console = _console()
     if not statuses:
         root = DataDir(data_dir or default_data_dir()).root
@@ -108,8 +102,9 @@ def status(
             soft_wrap=True,
         )
     for st in statuses:
-        for line in _status_lines(st):
+        for line in status_lines(st):
             console.print(line, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @sync_app.command("history")

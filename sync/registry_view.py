@@ -108,4 +108,4 @@ def _missing_file(url: str) -> str | None:
     if urlsplit(url).scheme != "sqlite":
         return None
     path = SqliteRegistryConfig.from_url(url).path
-    return None if path.is_file() else f"{path} does not exist"
+    return None if path.is_file() else "the file does not exist"

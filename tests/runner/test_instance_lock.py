@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from container_apps.errors import CarError
 from container_apps.runner.instance_lock import InstanceLock, runner_alive
+from container_apps.tests.support.lock_holder import kill_holder, start_holder
 
 
 def test_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
@@ -43,29 +44,14 @@ def test_a_dead_holder_never_blocks_the_next_runner(tmp_path: Path) -> None:
     lock.release()
 
 
-def _holder(path: Path) -> subprocess.Popen[bytes]:
-    """A process that takes the lock, says so, and holds it until killed."""
-    code = (
-        "import sys, time; from pathlib import Path;"
-        "from container_apps.runner.instance_lock import InstanceLock;"
-        f"InstanceLock(Path({str(path)!r})).acquire(); print('held', flush=True); time.sleep(600)"
-    )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdout.readline() == b"held\n"
-    return proc
-
-
 def test_probe_sees_a_live_holder_and_not_its_stale_pid_after_a_kill(tmp_path: Path) -> None:
     path = tmp_path / "runner.lock"
-    proc = _holder(path)
+    proc = start_holder(path)
     try:
         live = runner_alive(path)
         assert live.alive is True and live.pid == proc.pid
     finally:
-        proc.kill()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        kill_holder(proc)
     assert path.read_text().strip() == str(proc.pid)  # the PID stays in the file...
     dead = runner_alive(path)
     assert dead.alive is False and dead.pid is None  # ...but is not taken for a live runner
