@@ -95,8 +95,8 @@ def _runner_line(runner: dict[str, Any]) -> str:
 
 def _registry_lines(st: dict[str, Any]) -> list[str]:
     view = st.get("registry_now")
-    if not view or view.get("error"):
-        return []  # an error is shown among the warnings
+    if not view or view.get("error") or view.get("invalid"):
+        return []  # shown among the warnings
     record = view.get("record")
     if record is None:
         return [f"  registry   no record for key {st['key']}"]

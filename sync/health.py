@@ -62,8 +62,11 @@ def problems(status: Mapping[str, Any]) -> list[Problem]:
 def warnings(status: Mapping[str, Any]) -> list[str]:
     """What an operator should know but does not make the instance unhealthy."""
     view = status.get("registry_now") or {}
-    error = view.get("error")
-    return [f"registry unreachable: {view.get('url')} ({error})"] if error else []
+    if view.get("error"):
+        return [f"registry unreachable: {view.get('url')} ({view['error']})"]
+    if view.get("invalid"):
+        return [f"registry record for key {status.get('key')!r} is invalid: {view['invalid']}"]
+    return []
 
 
 def exit_code(statuses: Iterable[Mapping[str, Any]]) -> int:

@@ -41,16 +41,17 @@ class _Outcome:
 def registry_view(
     url: str | None, key: str | None, *, timeout: float = REGISTRY_TIMEOUT
 ) -> dict[str, Any] | None:
-    """``{"url", "record", "error"}`` for ``key`` in the registry at ``url``.
+    """``{"url", "record", "error", "invalid"}`` for ``key`` in the registry at ``url``.
 
     None when the instance has no registry or key (sync off). ``record`` is the current
     record's ``cid, version, timestamp, time_utc, node_id`` or None when the key has none;
-    ``error`` says why the registry could not be read (then ``record`` is None).
+    ``error`` says why the registry could not be read, ``invalid`` why the value it holds
+    is not a record (in both cases ``record`` is None).
     """
     if not url or not key:
         return None
     shown = redact_url(url)
-    view: dict[str, Any] = {"url": shown, "record": None, "error": None}
+    view: dict[str, Any] = {"url": shown, "record": None, "error": None, "invalid": None}
     if _MASK in url:
         view["error"] = "runner.json keeps this URL without its password, so it is not read"
         return view
@@ -61,7 +62,7 @@ def registry_view(
         try:
             view["record"] = _summary(outcome.text)
         except RecordInvalid as exc:
-            view["error"] = f"the record for {key!r} is invalid: {exc}"
+            view["invalid"] = str(exc)
     return view
 
 

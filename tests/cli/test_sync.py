@@ -250,6 +250,7 @@ def test_status_json_carries_health_liveness_and_registry(tmp_path: Path) -> Non
             "node_id": "node-s",
         },
         "error": None,
+        "invalid": None,
         "matches_local": True,
     }
 

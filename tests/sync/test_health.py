@@ -67,3 +67,10 @@ def test_an_unreachable_registry_is_a_warning_not_a_problem() -> None:
     assert problems(st) == []
     assert warnings(st) == ["registry unreachable: redis://127.0.0.1:1/0 (connection refused)"]
     assert warnings(status(registry_now=None)) == []
+
+
+def test_an_invalid_registry_record_is_a_warning_naming_the_key() -> None:
+    view = {"url": "sqlite:///r", "record": None, "error": None, "invalid": "cid: missing"}
+    st = status(key="k", registry_now=view)
+    assert problems(st) == []
+    assert warnings(st) == ["registry record for key 'k' is invalid: cid: missing"]
