@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from container_apps.registries.factory import open_registry
 from container_apps.sync import constants as C
 from container_apps.sync.records import SyncRecord
 from container_apps.sync.registry_view import registry_view
 from container_apps.tests.support.consumer_rig import make_record
-from container_apps.tests.support.parts import unavailable, used
-from container_apps.tests.support.servers import ServerProcess, start_redis, stop_process
+from container_apps.tests.support.servers import ServerProcess, stop_process
 
 VERSION = 1_796_139_814  # 2026-12-01T15:43:34Z
 
@@ -46,27 +43,13 @@ def test_a_key_without_record_is_no_record_and_no_error(redis_registry_url: str)
     assert view == {"url": redis_registry_url, "record": None, "error": None, "invalid": None}
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A redis-server of this test alone (the session one must not be stopped)."""
-    try:
-        server = start_redis(tmp_path / "redis")
-    except (OSError, RuntimeError, TimeoutError) as exc:
-        unavailable("redis", str(exc))
-    used("redis")
-    try:
-        yield server
-    finally:
-        stop_process(server)
-
-
 def test_a_stopped_redis_is_reported_unreachable_at_once(
-    tmp_path: Path, own_redis: ServerProcess
+    tmp_path: Path, private_redis: ServerProcess
 ) -> None:
-    url = f"redis://127.0.0.1:{own_redis.ports['redis']}/0"
+    url = f"redis://127.0.0.1:{private_redis.ports['redis']}/0"
     open_registry(url).hset(C.CHAINSTORE_HKEY, "k", _record(tmp_path).to_json())
     assert registry_view(url, "k")["record"] is not None  # type: ignore[index]
-    stop_process(own_redis)
+    stop_process(private_redis)
     started = time.monotonic()
     view = registry_view(url, "k")
     assert time.monotonic() - started < 3.0
