@@ -1,7 +1,8 @@
 """``car sync status|history|retry`` (README, "Inspecting"): operator views over the data directory.
 
-``sync_app`` is registered as ``car sync`` by ``cli/__init__.py``. Reads files only (see
-``sync/status.py``), so it works whether or not the runner is running.
+``sync_app`` is registered as ``car sync`` by ``cli/__init__.py``. Reads files (see
+``sync/status.py``), so it works whether or not the runner is running; ``status`` also
+probes the runner's lock and reads the registry in bounded time (``cli/status_view.py``).
 """
 
 from __future__ import annotations
