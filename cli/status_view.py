@@ -9,26 +9,62 @@ the exit code come from ``sync/health.py``; this module gathers and renders.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+from ..backend_urls import redact_url
+from ..errors import ConfigError
 from ..layout import InstancePaths
+from ..runner.config_file import load_runner_config
 from ..runner.instance_lock import runner_alive
 from ..sync.health import problems, warnings
 from ..sync.registry_view import registry_view, utc_iso
 from ..sync.status import instance_status
+from .common import EXIT_USAGE, fail
 
 # The local snapshot the registry's record is compared with, by role.
 _LOCAL = {"provider": ("last_published", "published"), "consumer": ("last_applied", "applied")}
 
 
-def collect(instances: list[InstancePaths], *, registry: bool) -> list[dict[str, Any]]:
+def config_registry_urls(configs: list[Path]) -> dict[str, str]:
+    """Instance id -> STORAGE.REGISTRY of each runner config file given with ``--config``.
+
+    ``runner.json`` keeps the registry URL without its password; the config file has it.
+
+    Raises:
+        typer.Exit: a config file cannot be read or is invalid (exit 2, one line).
+    """
+    urls: dict[str, str] = {}
+    for path in configs:
+        try:
+            cfg = load_runner_config(path)
+        except ConfigError as exc:
+            raise fail(f"cannot use config {path}: {exc}", EXIT_USAGE) from None
+        if cfg.storage.registry:
+            urls[cfg.instance_id] = cfg.storage.registry
+    return urls
+
+
+def _registry_url(st: dict[str, Any], urls: dict[str, str]) -> str | None:
+    """The config file's URL when it is the registry ``runner.json`` names, else that one."""
+    full = urls.get(st["instance_id"])
+    return full if full and redact_url(full) == st["registry"] else st["registry"]
+
+
+def collect(
+    instances: list[InstancePaths], *, registry: bool, urls: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """Status objects with the verdict; registry reads run side by side, each bounded."""
     statuses = [instance_status(paths) for paths in instances]
     for paths, st in zip(instances, statuses, strict=True):
         st["runner"] = runner_alive(paths.root / "runner.lock").to_dict()
     if registry and statuses:
         with ThreadPoolExecutor(max_workers=min(8, len(statuses))) as pool:
-            views = list(pool.map(lambda st: registry_view(st["registry"], st["key"]), statuses))
+            views = list(
+                pool.map(
+                    lambda st: registry_view(_registry_url(st, urls or {}), st["key"]), statuses
+                )
+            )
     else:
         views = [None] * len(statuses)
     for st, view in zip(statuses, views, strict=True):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +20,7 @@ from ..layout import DataDir, InstancePaths, default_data_dir
 from ..sync.health import EXIT_NO_INSTANCES, exit_code
 from ..sync.status import history_entries, retry_instance, select_instances
 from .common import EXIT_USAGE, DataDirOption, fail
-from .status_view import collect, status_lines
+from .status_view import collect, config_registry_urls, status_lines
 
 sync_app = typer.Typer(no_args_is_help=True, help="Volume-sync status, history and retry.")
 
@@ -87,9 +88,18 @@ def status(
         bool,
         typer.Option("--no-registry", "--offline", help="Do not read the registry."),
     ] = False,
+    configs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config",
+            help="A runner config file (repeatable): its STORAGE.REGISTRY, with the password "
+            "runner.json leaves out, is read for its instance.",
+        ),
+    ] = None,
 ) -> None:
     """See ``STATUS_HELP``; the verdict is ``sync/health.py``'s, the view ``status_view.py``'s."""
-    statuses = collect(_instances(data_dir, instance), registry=not offline)
+    urls = config_registry_urls(configs or [])
+    statuses = collect(_instances(data_dir, instance), registry=not offline, urls=urls)
     code = exit_code(statuses) if statuses else EXIT_NO_INSTANCES
     if as_json:
         typer.echo(json.dumps(statuses, indent=2, sort_keys=True))

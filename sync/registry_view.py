@@ -53,7 +53,9 @@ def registry_view(
     shown = redact_url(url)
     view: dict[str, Any] = {"url": shown, "record": None, "error": None, "invalid": None}
     if _MASK in url:
-        view["error"] = "runner.json keeps this URL without its password, so it is not read"
+        view["error"] = (
+            "runner.json keeps this URL without its password; pass the runner config with --config"
+        )
         return view
     outcome = _read_bounded(url, key, timeout)
     if outcome.error is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from container_apps.cli import app
@@ -16,6 +17,7 @@ from container_apps.sync.history import HistoryLog
 from container_apps.sync.manager import SyncSite, write_runner_state
 from container_apps.sync.quarantine import Quarantine
 from container_apps.tests.support.lock_holder import holding_lock
+from container_apps.tests.support.servers import ServerProcess
 from typer.testing import CliRunner
 
 CID_A = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -184,6 +186,24 @@ def _lock(data: DataDir, instance: str) -> Path:
     return data.instance(instance).root / "runner.lock"
 
 
+def _record_dict() -> dict[str, Any]:
+    """A valid registry record for CID_A, published at 2026-12-01T15:43:34Z by node-s."""
+    manifest = {
+        "schema_version": 1,
+        "archive_paths": ["/app/data/"],
+        "archive_format": "tar.zst",
+        "archive_size_bytes": 42,
+        "encryption": "r1fs-default",
+    }
+    return {
+        "cid": CID_A,
+        "version": 1_796_139_814,
+        "timestamp": 1_796_139_814.5,
+        "node_id": "node-s",
+        "manifest": manifest,
+    }
+
+
 def _sqlite_provider(data: DataDir, instance: str, *, publish: bool) -> str:
     """A provider whose runner.json names a real SQLite registry; returns the record's CID."""
     paths = data.instance(instance)
@@ -193,19 +213,7 @@ def _sqlite_provider(data: DataDir, instance: str, *, publish: bool) -> str:
     write_runner_state(
         cfg, SyncSite(paths=paths, bindings=[], node_id="node-s"), None, registry, None
     )
-    record = {
-        "cid": CID_A,
-        "version": 1_796_139_814,
-        "timestamp": 1_796_139_814.5,
-        "node_id": "node-s",
-    }
-    record["manifest"] = {
-        "schema_version": 1,
-        "archive_paths": ["/app/data/"],
-        "archive_format": "tar.zst",
-        "archive_size_bytes": 42,
-        "encryption": "r1fs-default",
-    }
+    record = _record_dict()
     if publish:
         registry.hset(C.CHAINSTORE_HKEY, "sq", json.dumps(record))
         HistoryLog(paths.history_sent).append(
@@ -314,3 +322,43 @@ def test_status_never_creates_a_missing_sqlite_registry(tmp_path: Path) -> None:
     assert code == 0
     assert f"registry unreachable: sqlite://{data.shared_registry} (" in out
     assert "does not exist" in out and not data.shared_registry.exists()
+
+
+def test_config_gives_the_registry_password_runner_json_leaves_out(
+    tmp_path: Path, private_redis: ServerProcess
+) -> None:
+    import redis
+
+    port = private_redis.ports["redis"]
+    redis.Redis(host="127.0.0.1", port=port).config_set("requirepass", "s3cret")
+    url = f"redis://:s3cret@127.0.0.1:{port}/0"
+    data = DataDir(tmp_path / "data")
+    paths = data.instance("pw")
+    paths.ensure()
+    registry = open_registry(url)
+    cfg = SyncConfig.parse({"ENABLED": True, "KEY": "pwk", "TYPE": "consumer"})
+    site = SyncSite(paths=paths, bindings=[], node_id="node-p")
+    write_runner_state(cfg, site, None, registry, None)
+    registry.hset(C.CHAINSTORE_HKEY, "pwk", json.dumps(_record_dict()))
+
+    code, out = _run(data, "sync", "status", "--json")
+    [st] = json.loads(out)
+    assert st["registry_now"]["error"].endswith("pass the runner config with --config")
+    assert code == 4  # no runner; the unread registry itself is only a warning
+
+    config = tmp_path / "pw.json"
+    runner_cfg = {
+        "INSTANCE_ID": "pw",
+        "IMAGE": "busybox",
+        "SYNC": {"ENABLED": True, "KEY": "pwk", "TYPE": "consumer"},
+        "STORAGE": {"REGISTRY": url},
+    }
+    config.write_text(json.dumps(runner_cfg))
+    code, out = _run(data, "sync", "status", "--json", "--config", str(config))
+    [st] = json.loads(out)
+    assert st["registry_now"]["error"] is None and st["registry_now"]["record"]["cid"] == CID_A
+    assert "s3cret" not in out
+
+    config.write_text("{")
+    code, out = _run(data, "sync", "status", "--config", str(config))
+    assert code == 2 and f"cannot use config {config}" in out
