@@ -113,7 +113,7 @@ def runner_alive(path: Path) -> Liveness:
         except OSError as exc:
             return Liveness(None, detail=f"cannot lock {path}: {exc.strerror}")
         fcntl.flock(fd, fcntl.LOCK_UN)
-        return Liveness(False, detail="runner.lock is not held: no `car run` of this instance")
+        return Liveness(False, detail="runner.lock is not held: the runner stopped or crashed")
     finally:
         os.close(fd)
 
