@@ -362,3 +362,18 @@ def test_config_gives_the_registry_password_runner_json_leaves_out(
     config.write_text("{")
     code, out = _run(data, "sync", "status", "--config", str(config))
     assert code == 2 and f"cannot use config {config}" in out
+
+
+def test_status_help_documents_every_exit_code() -> None:
+    result = CliRunner().invoke(app, ["sync", "status", "--help"], terminal_width=200)
+    text = " ".join(result.output.split())
+    for meaning in (
+        "0 every listed instance is healthy",
+        "3 one is quarantined",
+        "4 a runner is not alive",
+        "5 one is halted",
+        "the highest code wins",
+        "2 for usage errors",
+        "An unreachable registry is a warning only",
+    ):
+        assert meaning in text
