@@ -19,7 +19,9 @@ def leftovers(docker_client: Any, data_root: Path) -> list[str]:
     base = data_root.resolve()
     found = [
         f"container {c.name}"
-        for c in docker_client.containers.list(all=True, filters={"label": "car.data_dir"})
+        for c in docker_client.containers.list(
+            all=True, filters={"label": "car.data_dir"}, ignore_removed=True
+        )
         if _under(c.labels.get("car.data_dir", ""), base)
         or _under(c.labels.get("car.data_dir", ""), data_root.absolute())
     ]
