@@ -1,8 +1,9 @@
 """What every ``car`` command shares: exit codes, common options, logging, one-line errors.
 
 Exit codes: 0 ok, 2 usage or config error (reported before Docker or any volume is
-touched), 1 runtime failure. Errors are one line naming the problem and the fix; the
-runner logs one line per event to stderr.
+touched), 1 runtime failure; ``car sync status`` adds 3, 4 and 5 for unhealthy instances
+(``sync/health.py``, README "Health and status"). Errors are one line naming the problem
+and the fix; the runner logs one line per event to stderr.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``car sync status|history|retry`` (README, "Inspecting"): operator views over the data directory.
 
-``sync_app`` is registered as ``car sync`` by ``cli/__init__.py``. Reads files only (see
-``sync/status.py``), so it works whether or not the runner is running.
+``sync_app`` is registered as ``car sync`` by ``cli/__init__.py``. Reads files (see
+``sync/status.py``), so it works whether or not the runner is running; ``status`` also
+probes the runner's lock and reads the registry in bounded time (``cli/status_view.py``).
 """
 
 from __future__ import annotations
@@ -9,16 +10,19 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ..layout import DataDir, InstancePaths, default_data_dir
-from ..sync.status import history_entries, instance_status, retry_instance, select_instances
+from ..sync.health import EXIT_NO_INSTANCES, exit_code
+from ..sync.status import history_entries, retry_instance, select_instances
 from .common import EXIT_USAGE, DataDirOption, fail
 from .formats import iso_utc
 from .history_view import render_table, render_tsv
+from .status_view import collect, config_registry_urls, status_lines
 
 sync_app = typer.Typer(no_args_is_help=True, help="Volume-sync status, history and retry.")
 
@@ -61,55 +65,41 @@ def _short(cid: Any) -> str:
     return f"{cid[:20]}…" if isinstance(cid, str) and len(cid) > 20 else str(cid or "-")
 
 
-def _status_lines(st: dict[str, Any]) -> list[str]:
-    lines = [f"[bold]{st['instance_id']}[/bold]  role={st['role'] or '-'}  key={st['key'] or '-'}"]
-    if st.get("blob_store") or st.get("registry"):
-        lines.append(f"  backends   blobs={st.get('blob_store')}  registry={st.get('registry')}")
-    if st.get("records"):
-        lines.append(f"  records    {st['records']}")
-    if st.get("sync_disabled_reason"):
-        lines.append(f"  sync off   {st['sync_disabled_reason']}")
-    for label, key in (("published", "last_published"), ("applied", "last_applied")):
-        rec = st.get(key)
-        if rec:
-            lines.append(
-                f"  {label:<10} {rec['cid']} v{rec['version']} at {_when(rec['timestamp'])}"
-            )
-    if st.get("apply_state"):
-        err = f" ({st['apply_error']})" if st.get("apply_error") else ""
-        lines.append(f"  apply      {st['apply_state']}{err}")
-    for q in st.get("quarantine") or []:
-        lines.append(
-            f"  quarantine {_short(q.get('cid'))} {q.get('kind')} x{q.get('failures')}: "
-            f"{q.get('error')} (retry at {_when(q.get('retry_at'))})"
-        )
-    if st.get("pinned"):
-        lines.append(
-            f"  pinned     {st['pinned']} (restored; `car sync unpin` follows the registry)"
-        )
-    if st.get("halt"):
-        lines.append(f"  [red]HALTED[/red]     {st['halt']} (fix, then `car sync retry`)")
-    if lease := st.get("lease"):
-        lines.append(_lease_line(lease))
-    return lines
+STATUS_HELP = (
+    "Health of each instance: runner, last publish/apply, the registry's record now, "
+    "quarantine and halt.\n\n"
+    'Exit codes (README, "Health and status"): 0 every listed instance is healthy; '
+    "3 one is quarantined; 4 a runner is not alive, or the data dir has no instances; "
+    "5 one is halted. With several problems the highest code wins. 2 for usage errors. "
+    "An unreachable registry is a warning only."
+)
 
 
-def _lease_line(lease: dict[str, Any]) -> str:
-    """The key's lease holder (README, "One writer per key")."""
-    who = f"node {lease.get('holder_node_id')} instance {lease.get('holder_instance_id')}"
-    held = "held by this instance" if lease.get("held") else f"held by {who}"
-    return f"  lease      {held} until {_when(lease.get('expires_at'))}"
-
-
-@sync_app.command("status")
+@sync_app.command("status", help=STATUS_HELP)
 def status(
-    instance: InstanceArg = None, data_dir: DataDirOption = None, as_json: JsonOption = False
+    instance: InstanceArg = None,
+    data_dir: DataDirOption = None,
+    as_json: JsonOption = False,
+    offline: Annotated[
+        bool,
+        typer.Option("--no-registry", "--offline", help="Do not read the registry."),
+    ] = False,
+    configs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--config",
+            help="A runner config file (repeatable): its STORAGE.REGISTRY, with the password "
+            "runner.json leaves out, is read for its instance.",
+        ),
+    ] = None,
 ) -> None:
-    """Role, key, backends, last publish/apply, quarantine and halt of each instance."""
-    statuses = [instance_status(p) for p in _instances(data_dir, instance)]
+    """See ``STATUS_HELP``; the verdict is ``sync/health.py``'s, the view ``status_view.py``'s."""
+    urls = config_registry_urls(configs or [])
+    statuses = collect(_instances(data_dir, instance), registry=not offline, urls=urls)
+    code = exit_code(statuses) if statuses else EXIT_NO_INSTANCES
     if as_json:
         typer.echo(json.dumps(statuses, indent=2, sort_keys=True))
-        return
+        raise typer.Exit(code)
     console = _console()
     if not statuses:
         root = DataDir(data_dir or default_data_dir()).root
@@ -119,8 +109,9 @@ def status(
             soft_wrap=True,
         )
     for st in statuses:
-        for line in _status_lines(st):
+        for line in status_lines(st):
             console.print(line, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 @sync_app.command("history")

@@ -59,7 +59,9 @@ def leftovers(work: Path, docker_client: Any) -> list[str]:
         ["losetup", "-l", "-n", "-O", "NAME,BACK-FILE"], capture_output=True, text=True, check=True
     ).stdout
     found += [f"loop {ln}" for ln in loops.splitlines() if str(work) in ln]
-    for c in docker_client.containers.list(all=True, filters={"label": LABEL_DATA_DIR}):
+    for c in docker_client.containers.list(
+        all=True, filters={"label": LABEL_DATA_DIR}, ignore_removed=True
+    ):
         if c.labels[LABEL_DATA_DIR].startswith(str(work)):
             found.append(f"container {c.name}")
     return found

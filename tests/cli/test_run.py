@@ -208,7 +208,9 @@ def runner_process(tmp_path: Path, docker_client: Any, busybox_image: str) -> It
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    for c in docker_client.containers.list(all=True, filters={"label": "car.data_dir"}):
+    for c in docker_client.containers.list(
+        all=True, filters={"label": "car.data_dir"}, ignore_removed=True
+    ):
         if c.labels["car.data_dir"].startswith(str(data)):
             c.remove(force=True)
     sweep_loop_leftovers(data)

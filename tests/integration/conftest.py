@@ -420,7 +420,9 @@ class Runners:
 
     def _sweep(self, data: Path) -> None:
         base = str(data.resolve())
-        for c in self.docker_client.containers.list(all=True, filters={"label": "car.data_dir"}):
+        for c in self.docker_client.containers.list(
+            all=True, filters={"label": "car.data_dir"}, ignore_removed=True
+        ):
             if c.labels.get("car.data_dir", "").startswith(base):
                 with contextlib.suppress(Exception):
                     c.remove(force=True)

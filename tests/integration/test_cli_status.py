@@ -42,9 +42,9 @@ STATUS_KEYS = {
 NULL_DELETION = {"deleted_at": None, "deletion_succeeded": None, "deletion_error": None}
 
 
-def car_json(*args: str, data_dir: Any) -> Any:
+def car_json(*args: str, data_dir: Any, code: int = 0) -> Any:
     result = car(*args, "--json", data_dir=data_dir)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
     return json.loads(result.stdout)
 
 
@@ -64,7 +64,8 @@ def test_sync_status_and_history_json_after_publish_and_apply(
     assert_nothing_left(docker_client, data)
     cid, version = response["cid"], response["version"]
 
-    statuses = {s["instance_id"]: s for s in car_json("sync", "status", data_dir=data)}
+    # Both runners are stopped now: status says so with exit 4 (README "Health and status").
+    statuses = {s["instance_id"]: s for s in car_json("sync", "status", data_dir=data, code=4)}
     assert set(statuses) == {provider.instance_id, consumer.instance_id}
     for st in statuses.values():
         assert set(st) >= STATUS_KEYS
@@ -80,8 +81,9 @@ def test_sync_status_and_history_json_after_publish_and_apply(
     assert cons["last_applied"]["cid"] == cid and cons["last_applied"]["version"] == version
     assert isinstance(cons["last_applied"]["timestamp"], float)
     assert cons["apply_state"] == "applied"
-    assert car_json("sync", "status", consumer.instance_id, data_dir=data) == [cons]
+    assert car_json("sync", "status", consumer.instance_id, data_dir=data, code=4) == [cons]
 
+    assert cons["runner"]["alive"] is False and prov["runner"]["alive"] is False
     rows = car_json("sync", "history", data_dir=data)
     assert [(r["instance_id"], r["direction"]) for r in rows] == [
         (provider.instance_id, "sent"),

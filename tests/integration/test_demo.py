@@ -61,7 +61,7 @@ def test_car_demo_runs_green_in_under_a_minute_and_leaves_nothing(
     assert any(ln.startswith("end to end") for ln in lines)
 
     assert list(temp.iterdir()) == []  # its temp data dir is gone
-    names = {c.name for c in docker_client.containers.list(all=True)}
+    names = {c.name for c in docker_client.containers.list(all=True, ignore_removed=True)}
     assert not [
         n for n in names if n.startswith((f"car-{PROVIDER_PREFIX}", f"car-{CONSUMER_PREFIX}"))
     ]

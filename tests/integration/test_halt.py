@@ -84,10 +84,11 @@ def test_unrecoverable_apply_halts_across_restarts_until_sync_retry(
         assert "sync halted, container stays stopped" in consumer.log()
 
         status = car("sync", "status", consumer.instance_id, "--json", data_dir=data)
-        assert status.returncode == 0, status.stderr
+        assert status.returncode == 5, status.stderr  # halted (README "Health and status")
         [shown] = json.loads(status.stdout)
         assert shown["halt"] == reason
         assert shown["apply_state"] == "uncertain"
+        assert shown["runner"]["alive"] is True and shown["problems"][0]["kind"] == "halted"
 
         # A runner restart keeps the halt: the journal still cannot be rolled back.
         assert consumer.stop() == 0
@@ -111,6 +112,8 @@ def test_unrecoverable_apply_halts_across_restarts_until_sync_retry(
     assert len(container_starts(docker_client, consumer.container, retried_at)) == 1
     assert app_sh(docker_client, consumer, "cat /app/data/locked/file.txt") == "locked payload\n"
     assert halted(consumer) is None
+    healthy = car("sync", "status", consumer.instance_id, data_dir=data)
+    assert healthy.returncode == 0, healthy.stdout  # retried and applied: healthy again
     # No runner backup dir or temp file is left in the app volume.
     assert [p.name for p in consumer.data_mount.iterdir() if p.name.startswith(".car")] == []
     runners.stop_all()

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from container_apps.errors import CarError
-from container_apps.runner.instance_lock import InstanceLock
+from container_apps.runner.instance_lock import InstanceLock, runner_alive
+from container_apps.tests.support.lock_holder import kill_holder, start_holder
 
 
 def test_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
@@ -39,6 +42,56 @@ def test_a_dead_holder_never_blocks_the_next_runner(tmp_path: Path) -> None:
     lock.acquire()
     assert lock.held
     lock.release()
+
+
+def test_probe_sees_a_live_holder_and_not_its_stale_pid_after_a_kill(tmp_path: Path) -> None:
+    path = tmp_path / "runner.lock"
+    proc = start_holder(path)
+    try:
+        live = runner_alive(path)
+        assert live.alive is True and live.pid == proc.pid
+    finally:
+        kill_holder(proc)
+    assert path.read_text().strip() == str(proc.pid)  # the PID stays in the file...
+    dead = runner_alive(path)
+    assert dead.alive is False and dead.pid is None  # ...but is not taken for a live runner
+    assert "not held" in dead.detail
+
+
+def test_probe_of_an_instance_never_run_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "runner.lock"
+    live = runner_alive(path)
+    assert live.alive is False and "no runner.lock" in live.detail
+    assert not path.exists()
+
+
+def test_probes_racing_starts_never_make_a_runner_refuse(tmp_path: Path) -> None:
+    path = tmp_path / "runner.lock"
+    first = InstanceLock(path)
+    first.acquire()  # the file exists from here on, as after a runner's first start
+    first.release()
+    stop = threading.Event()
+
+    def probe_forever() -> None:
+        while not stop.is_set():
+            runner_alive(path)
+
+    probers = [threading.Thread(target=probe_forever) for _ in range(2)]
+    for t in probers:
+        t.start()
+    try:
+        deadline = time.monotonic() + 2.0
+        starts = 0
+        while time.monotonic() < deadline:
+            lock = InstanceLock(path)
+            lock.acquire()  # raises CarError if a probe made it believe another runner lives
+            lock.release()
+            starts += 1
+    finally:
+        stop.set()
+        for t in probers:
+            t.join()
+    assert starts > 10
 
 
 @pytest.mark.docker

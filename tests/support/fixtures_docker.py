@@ -54,7 +54,9 @@ def _sweep_runner_containers(tmp_path_factory: pytest.TempPathFactory) -> Iterat
         import docker
 
         client = docker.from_env(timeout=30)
-        for c in client.containers.list(all=True, filters={"label": "car.data_dir"}):
+        for c in client.containers.list(
+            all=True, filters={"label": "car.data_dir"}, ignore_removed=True
+        ):
             if c.labels.get("car.data_dir", "").startswith(base):
                 with contextlib.suppress(Exception):
                     c.remove(force=True)

@@ -7,7 +7,7 @@ fresh Redis namespace whose keys are deleted afterwards. A server that cannot st
 ``unavailable(...)``: a skip locally, a failure when CI lists it in ``CAR_TEST_REQUIRE``.
 
 Fixture names other tests use: ``redis_url``, ``s3_server``, ``s3_store_url``,
-``redis_registry_url``.
+``redis_registry_url``, ``private_redis`` (a redis-server a test may stop).
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from container_apps.tests.support.parts import unavailable, used
 from container_apps.tests.support.servers import (
+    ServerProcess,
     http_ok,
     redis_ping,
     start_redis,
@@ -167,3 +169,17 @@ def redis_ping_url(url: str) -> bool:
     if parts.password:  # let redis-py handle AUTH; the raw probe cannot
         return True
     return redis_ping(parts.port or 6379, parts.hostname or "127.0.0.1")
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A redis-server of this test alone, which it may stop (never the session one)."""
+    try:
+        server = start_redis(tmp_path / "private-redis")
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        unavailable("redis", str(exc))
+    used("redis")
+    try:
+        yield server
+    finally:
+        stop_process(server)
