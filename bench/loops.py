@@ -81,7 +81,9 @@ def sweep(work: Path, runtime: DockerRuntime | None = None) -> list[str]:
     base = work.resolve()
     cleaned: list[str] = []
     if runtime is not None:
-        listed = runtime.client.containers.list(all=True, filters={"label": LABEL_DATA_DIR})
+        listed = runtime.client.containers.list(
+            ignore_removed=True, all=True, filters={"label": LABEL_DATA_DIR}
+        )
         for container in listed:
             owner = container.labels.get(LABEL_DATA_DIR, "")
             if owner and _is_under(Path(owner), base):

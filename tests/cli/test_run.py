@@ -172,7 +172,9 @@ def test_relative_data_dir_is_resolved_against_the_working_directory(
         assert [p.read_text() for p in logs] == ["ran-here\n"]
         assert leftovers(docker_client, data) == []
     finally:
-        for c in docker_client.containers.list(all=True, filters={"name": f"car-{instance}"}):
+        for c in docker_client.containers.list(
+            ignore_removed=True, all=True, filters={"name": f"car-{instance}"}
+        ):
             c.remove(force=True)
         sweep_loop_leftovers(data)
 
@@ -223,7 +225,9 @@ def wait_running(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        found = docker_client.containers.list(filters={"name": name, "status": "running"})
+        found = docker_client.containers.list(
+            ignore_removed=True, filters={"name": name, "status": "running"}
+        )
         if found and found[0].id != not_id:
             return str(found[0].id)
         time.sleep(0.1)

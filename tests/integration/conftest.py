@@ -248,7 +248,9 @@ def hold_for(
 # --- the app's side -------------------------------------------------------------------
 def running_container(docker_client: Any, name: str) -> Any | None:
     """The running container ``name``, or None."""
-    found = docker_client.containers.list(filters={"name": f"^/{name}$", "status": "running"})
+    found = docker_client.containers.list(
+        ignore_removed=True, filters={"name": f"^/{name}$", "status": "running"}
+    )
     return found[0] if found else None
 
 

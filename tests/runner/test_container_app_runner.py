@@ -48,7 +48,9 @@ def test_container_starts_with_env_and_volumes_and_is_removed_on_stop(
     assert (data_dir / "container_volumes" / "app1_logs" / "x").exists()
 
     runner.stop()
-    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+    assert (
+        docker_client.containers.list(ignore_removed=True, all=True, filters={"name": name}) == []
+    )
     saved = list(runner.paths.logs.glob("*.log"))
     assert len(saved) == 1 and b"app-says-hello" in saved[0].read_bytes()
     assert leftovers(docker_client, data_dir) == []
@@ -169,7 +171,9 @@ def test_sync_path_stop_confirmed_and_start_keep_volumes_mounted(
 
     control.stop_confirmed()
     assert not control.is_running()
-    assert docker_client.containers.list(all=True, filters={"name": name}) == []
+    assert (
+        docker_client.containers.list(ignore_removed=True, all=True, filters={"name": name}) == []
+    )
     mount = runner.paths.volume_mount("data")
     assert any(f" {mount} " in line for line in Path("/proc/mounts").read_text().splitlines())
     (mount / "b.txt").write_text("applied-while-stopped")  # what an apply would do
@@ -266,7 +270,12 @@ def test_policy_always_pulls_and_a_failed_pull_touches_no_volume(
     assert "connection refused" in str(info.value)
     assert "set IMAGE_PULL_POLICY to if_not_present" in str(info.value)
     assert not runner.paths.fixed_volumes.exists()
-    assert docker_client.containers.list(all=True, filters={"name": runner.app.name}) == []
+    assert (
+        docker_client.containers.list(
+            ignore_removed=True, all=True, filters={"name": runner.app.name}
+        )
+        == []
+    )
 
 
 def test_stop_attempts_every_step_and_reports_the_failed_one(

@@ -40,7 +40,9 @@ def docker_client() -> Iterator[Any]:
 
 
 def _sweep(client: Any) -> None:
-    for c in client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={SESSION_ID}"}):
+    for c in client.containers.list(
+        ignore_removed=True, all=True, filters={"label": f"{TEST_LABEL}={SESSION_ID}"}
+    ):
         with contextlib.suppress(Exception):
             c.remove(force=True)
 
