@@ -7,8 +7,9 @@ and the operator's terminal are often in different zones, and journald/Loki stor
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from ..timestamps import utc_iso
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB")
 
@@ -18,7 +19,7 @@ def iso_utc(ts: Any) -> str:
     if isinstance(ts, bool) or not isinstance(ts, int | float):
         return "-"
     try:
-        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+        return utc_iso(ts)
     except (OverflowError, OSError, ValueError):
         return "-"
 

@@ -18,9 +18,10 @@ from ..layout import InstancePaths
 from ..runner.config_file import load_runner_config
 from ..runner.instance_lock import runner_alive
 from ..sync.health import problems, warnings
-from ..sync.registry_view import registry_view, utc_iso
+from ..sync.registry_view import registry_view
 from ..sync.status import instance_status
 from .common import EXIT_USAGE, fail
+from .formats import iso_utc
 
 # The local snapshot the registry's record is compared with, by role.
 _LOCAL = {"provider": ("last_published", "published"), "consumer": ("last_applied", "applied")}
@@ -88,7 +89,7 @@ def _compared(st: dict[str, Any], view: dict[str, Any] | None) -> dict[str, Any]
 
 
 def _when(ts: Any) -> str:
-    return utc_iso(ts) if isinstance(ts, int | float) else "-"
+    return iso_utc(ts)
 
 
 def _short(cid: Any) -> str:

@@ -13,7 +13,6 @@ runner's answer says why), 4 no runner alive for the instance, 5 no answer in ti
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -39,6 +38,7 @@ from ..sync.kept_records import current_record, read_kept
 from ..sync.pin import clear_pin
 from ..sync.runner_state import RunnerState
 from .common import EXIT_RUNTIME, EXIT_USAGE, DataDirOption, fail
+from .formats import iso_utc
 
 EXIT_REFUSED = 3
 EXIT_NO_RUNNER = 4
@@ -203,11 +203,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     raw_manifest = record.get("manifest")
     manifest: dict[str, Any] = raw_manifest if isinstance(raw_manifest, dict) else {}
     stamp = record.get("timestamp")
-    when = (
-        time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
-        if isinstance(stamp, int | float)
-        else None
-    )
+    when = iso_utc(stamp) if isinstance(stamp, int | float) else None
     return {
         "cid": record.get("cid"),
         "version": record.get("version"),

@@ -25,11 +25,11 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from ..sync import events as E
 from ..sync.events import SyncEvent, SyncState
+from ..timestamps import utc_iso
 from .config import NotifyConfig, redact_endpoint
 
 _log = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ class Notifier:
 
     def payload(self, event: SyncEvent) -> dict[str, Any]:
         """The JSON body of an alert (README, "Metrics and alerts")."""
-        when = datetime.fromtimestamp(event.timestamp, UTC).isoformat(timespec="seconds")
+        when = utc_iso(event.timestamp)
         return {
             "event": event.event,
             "instance": self._instance,

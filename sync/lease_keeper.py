@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from ..errors import CarError, SyncError
 from ..fsutil import atomic_write_json
 from ..registries.base import Registry
 from ..registries.lease import LEASE_HKEY, Lease, LeaseHolder, LeaseResult
+from ..timestamps import utc_iso
 from . import constants as C
 
 _log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def lease_seconds(poll_interval: float) -> float:
 
 def when(epoch: float) -> str:
     """An expiry time as ISO 8601 UTC, for messages."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_iso(epoch)
 
 
 class LeaseRefused(SyncError):

@@ -9,7 +9,6 @@ creates anything: a missing SQLite registry file is reported, not created.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -19,16 +18,12 @@ from ..errors import CarError
 from ..registries.factory import open_registry
 from ..registries.sqlite import SqliteRegistryConfig
 from ..retry_policy import RetryPolicy
+from ..timestamps import utc_iso
 from . import constants as C
 from .records import RecordInvalid, parse_record
 
 REGISTRY_TIMEOUT: Final = 3.0
 _MASK: Final = "***"
-
-
-def utc_iso(ts: float) -> str:
-    """``ts`` (seconds since the epoch) as UTC ISO-8601 to the second: ``2026-12-01T15:43:34Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 @dataclass(slots=True)
