@@ -64,11 +64,17 @@ def _config(role: str, key: str, storage: dict[str, str], key_file: str, fmt: st
 
 
 def _objects(s3: Any, bucket: str) -> dict[str, bytes]:
+    """Every stored object; one the provider's retention deletes between list and get
+    (the previous index, retired right after the publish answered) is left out."""
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="car/").get("Contents", [])
-    return {
-        o["Key"].removeprefix("car/"): s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
-        for o in listed
-    }
+    found: dict[str, bytes] = {}
+    for o in listed:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            continue
+        found[o["Key"].removeprefix("car/")] = body
+    return found
 
 
 def _quarantined(runner: RunnerProcess, cid: str) -> QuarantineEntry:
