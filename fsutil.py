@@ -24,6 +24,7 @@ import math
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -234,3 +235,47 @@ def sync_filesystems(paths: list[str] | tuple[str, ...]) -> None:
                 raise OSError(err, os.strerror(err), path)
         finally:
             os.close(fd)
+
+
+class OwnerOnlyFileError(Exception):
+    """A secret file that cannot be used: ``kind`` says why, ``detail`` gives the specifics.
+
+    ``kind`` is ``unreadable`` (``detail``: the OS error), ``not_regular``, or ``shared``
+    (group or others have access; ``detail``: the mode as ``0644``). Callers word the
+    message for their own key, so the checks stay in one place and the wording with them.
+    """
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+def read_owner_only(path: Path | str, max_bytes: int | None, *, follow_symlinks: bool) -> bytes:
+    """The content of a file only its owner may access (secrets and keys: README,
+    "Securing a sync set"), at most ``max_bytes + 1`` bytes (None: all of it).
+
+    The file is opened once and checked by ``fstat`` on that descriptor, so the bytes
+    read are those of the file that passed the checks, not of whatever the name points
+    to a moment later.
+
+    Raises:
+        OwnerOnlyFileError: as its ``kind`` says.
+    """
+    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise OwnerOnlyFileError("unreadable", exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OwnerOnlyFileError("not_regular")
+        if st.st_mode & 0o077:
+            raise OwnerOnlyFileError("shared", f"{stat.S_IMODE(st.st_mode):04o}")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read() if max_bytes is None else handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise OwnerOnlyFileError("unreadable", exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)

@@ -19,15 +19,14 @@ by ``***`` in config errors (a validation message may quote the value it refuses
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..fsutil import OwnerOnlyFileError, read_owner_only
 
 MASK = "***"
 # $$, ${NAME}, or a "${" that does not form a valid reference (reported as an error).
@@ -147,20 +146,19 @@ def read_secret_file(path: Path, where: str) -> str:
             not UTF-8, or empty; the message names ``where`` and the path, never the content.
     """
     try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise ConfigError(f"{where}: {path} is not a regular file")
-    if st.st_mode & 0o077:
-        raise ConfigError(
-            f"{where}: {path} is accessible to group or others (mode "
-            f"{stat.S_IMODE(st.st_mode):04o}); a secret file must be mode 0600 "
-            f"(chmod 600 {path})"
-        )
+        raw = read_owner_only(path, None, follow_symlinks=True)
+    except OwnerOnlyFileError as exc:
+        if exc.kind == "not_regular":
+            raise ConfigError(f"{where}: {path} is not a regular file") from None
+        if exc.kind == "shared":
+            raise ConfigError(
+                f"{where}: {path} is accessible to group or others (mode {exc.detail}); "
+                f"a secret file must be mode 0600 (chmod 600 {path})"
+            ) from None
+        raise ConfigError(f"{where}: cannot read {path}: {exc.detail}") from None
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"{where}: cannot read {path}: {type(exc).__name__}") from None
     if not text:
         raise ConfigError(f"{where}: {path} is empty")

@@ -10,7 +10,6 @@ consumers' ``SYNC.TRUSTED_KEYS`` (README, "Signed records").
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from ..errors import ConfigError
-from ..fsutil import atomic_write_bytes
+from ..fsutil import OwnerOnlyFileError, atomic_write_bytes, read_owner_only
 from .signing import public_key_text
 
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -84,23 +83,15 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
             an unencrypted Ed25519 private key.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)  # the file actually opened, not whatever the name points to later
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"{path}: not a regular file")
-        if st.st_mode & 0o077:
+        data = read_owner_only(path, MAX_KEY_FILE_BYTES, follow_symlinks=True)
+    except OwnerOnlyFileError as exc:
+        if exc.kind == "not_regular":
+            raise KeyFileError(f"{path}: not a regular file") from None
+        if exc.kind == "shared":
             raise KeyFileError(
-                f"{path}: readable by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                f"run chmod 600 {path}"
-            )
-        data = os.read(fd, MAX_KEY_FILE_BYTES + 1)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot read: {exc.strerror}") from None
-    finally:
-        os.close(fd)
+                f"{path}: readable by group or others (mode {exc.detail}); run chmod 600 {path}"
+            ) from None
+        raise KeyFileError(f"{path}: cannot read: {exc.detail}") from None
     return _private_key(path, data)
 
 

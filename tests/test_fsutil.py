@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 from container_apps.errors import CarError
-from container_apps.fsutil import atomic_file, atomic_write_json, dumps_json, sync_filesystems
+from container_apps.fsutil import (
+    OwnerOnlyFileError,
+    atomic_file,
+    atomic_write_json,
+    dumps_json,
+    read_owner_only,
+    sync_filesystems,
+)
 from container_apps.tests.support.strict_json import loads_strict
 from pytest_mock import MockerFixture
 
@@ -101,3 +108,26 @@ def test_atomic_file_removes_its_temp_file_on_failure(tmp_path: Path) -> None:
         handle.write(b"half")
         raise RuntimeError("stream broke")
     assert os.listdir(tmp_path) == []
+
+
+def test_read_owner_only_reads_a_0600_file_bounded_and_names_why_it_refuses(
+    tmp_path: Path,
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x" * 10)
+    secret.chmod(0o600)
+    assert read_owner_only(secret, 4, follow_symlinks=True) == b"xxxxx"
+    assert read_owner_only(secret, None, follow_symlinks=True) == b"x" * 10
+    link = tmp_path / "link"
+    link.symlink_to(secret)
+    assert read_owner_only(link, None, follow_symlinks=True) == b"x" * 10
+    refusals = []
+    for path, follow in ((link, False), (tmp_path, True), (tmp_path / "missing", True)):
+        with pytest.raises(OwnerOnlyFileError) as caught:
+            read_owner_only(path, None, follow_symlinks=follow)
+        refusals.append(caught.value.kind)
+    secret.chmod(0o640)
+    with pytest.raises(OwnerOnlyFileError) as shared:
+        read_owner_only(secret, None, follow_symlinks=True)
+    assert refusals == ["unreadable", "not_regular", "unreadable"]
+    assert (shared.value.kind, shared.value.detail) == ("shared", "0640")

@@ -9,8 +9,6 @@ tell "wrong key" from "damaged bytes" before it tries to decrypt anything.
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ...errors import ConfigError
+from ...fsutil import OwnerOnlyFileError, read_owner_only
 
 KEY_BYTES = 32
 KEY_ID_BYTES = 8
@@ -51,25 +50,27 @@ def _hkdf(master: bytes, purpose: bytes, length: int) -> bytes:
 
 def key_file_problem(path: str) -> str | None:
     """Why ``path`` cannot be the key file (None if it can); never reads past 33 bytes."""
+    return _read_key_file(path)[1]
+
+
+def _read_key_file(path: str) -> tuple[bytes, str | None]:
+    """The key file's bytes and why they cannot be the key (None if they can)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        return f"cannot be read ({exc.strerror})"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return "is not a regular file"
-        if st.st_mode & 0o077:
-            return (
-                f"has mode {stat.S_IMODE(st.st_mode):04o}; it must not be readable by group "
+        data = read_owner_only(path, KEY_BYTES, follow_symlinks=False)
+    except OwnerOnlyFileError as exc:
+        if exc.kind == "not_regular":
+            return b"", "is not a regular file"
+        if exc.kind == "shared":
+            return b"", (
+                f"has mode {exc.detail}; it must not be readable by group "
                 f"or others (chmod 600 {path})"
             )
-        size = len(os.read(fd, KEY_BYTES + 1))
-    finally:
-        os.close(fd)
-    if size != KEY_BYTES:
-        return f"holds {size} bytes, not {KEY_BYTES} (make one with: head -c 32 /dev/urandom)"
-    return None
+        return b"", f"cannot be read ({exc.detail})"
+    if len(data) != KEY_BYTES:
+        return data, (
+            f"holds {len(data)} bytes, not {KEY_BYTES} (make one with: head -c 32 /dev/urandom)"
+        )
+    return data, None
 
 
 def load_keys(path: str | Path) -> SyncKeys:
@@ -78,7 +79,7 @@ def load_keys(path: str | Path) -> SyncKeys:
     Raises:
         ConfigError: the file is missing, not 0600-like, or not exactly 32 bytes.
     """
-    problem = key_file_problem(str(path))
+    data, problem = _read_key_file(str(path))
     if problem is not None:
         raise ConfigError(f"SYNC.ENCRYPTION_KEY_FILE: {path} {problem}")
-    return derive_keys(Path(path).read_bytes())
+    return derive_keys(data)
